@@ -1,0 +1,1 @@
+"""vapixlog: the VAPIX Log API, device service and client."""

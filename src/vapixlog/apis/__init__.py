@@ -1,0 +1,1 @@
+"""DCA APIs served by the device: one package per API (model JSON + handlers)."""

@@ -1,0 +1,20 @@
+"""`GET /axis-cgi/systemlog.cgi`: the current boot's system log as text."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from vapixlog.auth.users import Role
+from vapixlog.cgi import require
+from vapixlog.device import Device
+
+
+def endpoint(device: Device):  # type: ignore[no-untyped-def]
+    async def systemlog(request: Request) -> Response:
+        user = require(request, Role.ADMIN)
+        if isinstance(user, Response):
+            return user
+        return PlainTextResponse(device.syslog.volatile.text())
+
+    return systemlog

@@ -1,0 +1,159 @@
+"""The `vapixlog` command line: `serve` runs a device, `users` manages its accounts."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import platformdirs
+
+from vapixlog.syslog.system_log import LogLimits
+
+if TYPE_CHECKING:
+    from vapixlog.auth import UserStore
+
+_SIZE = re.compile(r"(\d+)\s*([KMGT]?)i?B?", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """`65536`, `64K`, `8M`, `1G` (binary units) as bytes."""
+    match = _SIZE.fullmatch(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}; use e.g. 512K, 64M or 1G")
+    return int(match[1]) * _UNITS[match[2].upper()]
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("VAPIXLOG_STATE_DIR") or platformdirs.user_data_dir("vapixlog"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vapixlog", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the device service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--state-dir", type=Path, default=None)
+    serve.add_argument("--hostname", help="device hostname (default axis-<serial>)")
+    serve.add_argument("--serial", help="12 hex digits (default: random, kept in the state dir)")
+    limits = LogLimits()
+    serve.add_argument("--volatile-size", type=parse_size, default=limits.volatile_bytes)
+    serve.add_argument("--persistent-max-size", type=parse_size, default=limits.persistent_max_bytes)
+    serve.add_argument("--persistent-file-size", type=parse_size, default=limits.persistent_file_bytes)
+    serve.add_argument("--keep-free", type=parse_size, default=limits.keep_free_bytes)
+    serve.add_argument("--max-body", type=parse_size, default=64 << 10)
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    users = commands.add_parser("users", help="manage the device's users")
+    state = argparse.ArgumentParser(add_help=False)
+    state.add_argument("--state-dir", type=Path, default=None)
+    user_commands = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    add = user_commands.add_parser("add", help="add a user or change one", parents=[state])
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["admin", "operator", "viewer"])
+    add.add_argument("--password", help="default: ask (or generate when stdin is no terminal)")
+    user_commands.add_parser("list", help="list users and roles", parents=[state])
+    remove = user_commands.add_parser("remove", help="remove a user", parents=[state])
+    remove.add_argument("name")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        return _users(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from vapixlog.app import create_app
+    from vapixlog.auth import ensure_admin
+    from vapixlog.device import Device, DeviceConfig
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(message)s")
+    limits = LogLimits(
+        volatile_bytes=args.volatile_size,
+        persistent_max_bytes=args.persistent_max_size,
+        persistent_file_bytes=args.persistent_file_size,
+        keep_free_bytes=args.keep_free,
+    )
+    if args.serial and not re.fullmatch(r"[0-9A-Fa-f]{12}", args.serial):
+        print("vapixlog: --serial takes 12 hex digits", file=sys.stderr)
+        return 2
+    state_dir = args.state_dir or default_state_dir()
+    device = Device(DeviceConfig(state_dir, args.serial, args.hostname, limits))
+    users = open_users(state_dir)
+    password = ensure_admin(users, os.environ.get("VAPIXLOG_ADMIN_PASSWORD"))
+    if password:
+        print(
+            f"Created user 'root' (admin) with password: {password}\n"
+            "It is shown only this once; change it with 'vapixlog users add root --role admin'.",
+            flush=True,
+        )
+    app = create_app(device, users, max_body=args.max_body)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def open_users(state_dir: Path) -> UserStore:
+    """The user store of a state dir; its Digest realm is `AXIS_<serial>`, as on a device."""
+    from vapixlog.auth import UserStore
+    from vapixlog.device import Identity
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    identity = Identity.load_or_create(state_dir / "identity.json", serial=None, hostname=None)
+    return UserStore.load_or_create(state_dir / "users.json", realm=f"AXIS_{identity.serial}")
+
+
+def _users(args: argparse.Namespace) -> int:
+    from vapixlog.auth import Role
+
+    store = open_users(args.state_dir or default_state_dir())
+    if args.users_command == "list":
+        for user in store.list():
+            print(f"{user.name}\t{user.role}")
+        return 0
+    if args.users_command == "remove":
+        if not store.remove(args.name):
+            print(f"vapixlog: no user {args.name!r}", file=sys.stderr)
+            return 1
+        return 0
+    password = args.password
+    if password is None:
+        if sys.stdin.isatty():
+            password = getpass.getpass(f"Password for {args.name}: ")
+        else:
+            import secrets
+
+            password = secrets.token_urlsafe(12)
+            print(f"Password for {args.name}: {password}")
+    try:
+        store.add(args.name, Role(args.role), password)
+    except ValueError as exc:
+        print(f"vapixlog: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The Device Configuration API framework: model, validation, REST mapping."""

@@ -1,0 +1,105 @@
+"""Binding behaviour to a model: handlers registered by dotted model path.
+
+The model says what exists and who may do what; a `Handlers` object says what happens.
+`BoundApi` checks that the two match, so a missing or misspelt handler fails at start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from vapixlog.auth.users import User
+from vapixlog.dca.datatypes import ModelError
+from vapixlog.dca.model import Entity, Model
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Who is asking, passed to every handler."""
+
+    user: User
+    client: str  # the client's address, for audit entries
+
+
+@dataclass
+class Result:
+    """What a setter or action may answer besides plain success."""
+
+    data: Any = None
+    has_data: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+Getter = Callable[[RequestContext], Awaitable[Any]]
+Setter = Callable[[RequestContext, Any], Awaitable[Result | None]]
+Trigger = Callable[[RequestContext, Any], Awaitable[Result | None]]
+F = TypeVar("F")
+
+
+class Handlers:
+    """Handlers of one API, keyed by dotted path below the root (`persistent.enabled`)."""
+
+    def __init__(self) -> None:
+        self.getters: dict[str, Getter] = {}
+        self.setters: dict[str, Setter] = {}
+        self.triggers: dict[str, Trigger] = {}
+
+    def getter(self, path: str) -> Callable[[Getter], Getter]:
+        return _register(self.getters, path)
+
+    def setter(self, path: str) -> Callable[[Setter], Setter]:
+        return _register(self.setters, path)
+
+    def trigger(self, path: str) -> Callable[[Trigger], Trigger]:
+        return _register(self.triggers, path)
+
+
+def _register(table: dict[str, F], path: str) -> Callable[[F], F]:
+    def decorate(func: F) -> F:
+        table[path] = func
+        return func
+
+    return decorate
+
+
+class BoundApi:
+    """One model with its handlers, served at its version segment and any aliases."""
+
+    def __init__(self, model: Model, handlers: Handlers, *, aliases: tuple[str, ...] = ()) -> None:
+        self.model = model
+        self.handlers = handlers
+        self.aliases = aliases
+        self._check()
+
+    @property
+    def version_segments(self) -> tuple[str, ...]:
+        return (self.model.version_segment, *self.aliases)
+
+    def _check(self) -> None:
+        wanted_get, wanted_set, wanted_trigger = set(), set(), set()
+        for entity in _walk(self.model.root):
+            for prop in entity.properties.values():
+                if prop.get:
+                    wanted_get.add(prop.path)
+                if prop.set:
+                    wanted_set.add(prop.path)
+            for action in entity.actions.values():
+                if action.trigger:
+                    wanted_trigger.add(action.path)
+        for kind, wanted, have in (
+            ("getter", wanted_get, self.handlers.getters),
+            ("setter", wanted_set, self.handlers.setters),
+            ("trigger", wanted_trigger, self.handlers.triggers),
+        ):
+            if missing := wanted - have.keys():
+                raise ModelError(f"{self.model.id}: no {kind} for {sorted(missing)}")
+            if unknown := have.keys() - wanted:
+                raise ModelError(f"{self.model.id}: {kind} for unknown paths {sorted(unknown)}")
+
+
+def _walk(entity: Entity) -> Iterator[Entity]:
+    yield entity
+    for child in entity.entities.values():
+        yield from _walk(child)

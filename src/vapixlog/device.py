@@ -1,0 +1,148 @@
+"""One emulated Axis device: identity, state dir, boot sessions and the system log.
+
+`start` is the cold-start path (journal recovery, boot entries) and `stop` the orderly
+shutdown; a reboot is `stop` followed by `start`. State-changing operations write audit
+entries that name who did it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from vapixlog.files import write_atomic
+from vapixlog.severity import Severity
+from vapixlog.syslog.system_log import AUDIT_TAG, LogLimits, SystemLog
+
+AXIS_OUI = "ACCC8E"  # the MAC prefix of Axis devices; serials are the MAC in hex
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    write_atomic(path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
+
+
+@dataclass(frozen=True)
+class Identity:
+    serial: str  # 12 upper-case hex digits, as the MAC address
+    hostname: str
+
+    @classmethod
+    def load_or_create(cls, path: Path, *, serial: str | None, hostname: str | None) -> Identity:
+        """The identity kept in the state dir; flags given on the command line override it."""
+        stored = _read_json(path)
+        serial = (serial or stored.get("serial") or AXIS_OUI + secrets.token_hex(3)).upper()
+        identity = cls(serial, hostname or stored.get("hostname") or f"axis-{serial.lower()}")
+        if stored != {"serial": identity.serial, "hostname": identity.hostname}:
+            _write_json(path, {"serial": identity.serial, "hostname": identity.hostname})
+        return identity
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    state_dir: Path
+    serial: str | None = None
+    hostname: str | None = None
+    limits: LogLimits = field(default_factory=LogLimits)
+
+
+class Device:
+    def __init__(self, config: DeviceConfig) -> None:
+        self.config = config
+        self.state_dir = config.state_dir
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.identity = Identity.load_or_create(
+            self.state_dir / "identity.json", serial=config.serial, hostname=config.hostname
+        )
+        self.firmware = f"vapixlog {version('vapixlog')}"
+        self.boot_id = ""
+        self.started_at = 0.0
+        self._settings_path = self.state_dir / "settings.json"
+        self._boot_path = self.state_dir / "boot.json"
+        self._state_lock = asyncio.Lock()
+        self.syslog: SystemLog
+
+    async def start(self) -> None:
+        """Cold start: recover the persistent log, begin a boot session, log the boot."""
+        previous = _read_json(self._boot_path)
+        self.boot_id = uuid.uuid4().hex
+        self.started_at = asyncio.get_running_loop().time()
+        _write_json(self._boot_path, {"boot_id": self.boot_id, "clean_shutdown": False})
+        settings = _read_json(self._settings_path)
+        self.syslog = SystemLog(
+            hostname=self.identity.hostname,
+            boot_id=self.boot_id,
+            log_dir=self.state_dir / "log",
+            limits=self.config.limits,
+        )
+        self.syslog.open(persistent_enabled=settings.get("persistent_enabled") is True)
+        self.syslog.log(
+            Severity.NOTICE,
+            f"{self.firmware} starting on {self.identity.hostname} "
+            f"(serial {self.identity.serial}), boot {self.boot_id}",
+        )
+        if previous_id := previous.get("boot_id"):
+            if previous.get("clean_shutdown"):
+                self.syslog.log(Severity.INFO, f"previous boot {previous_id} shut down cleanly")
+            else:
+                self.syslog.log(
+                    Severity.WARNING,
+                    f"previous boot {previous_id} ended without a clean shutdown "
+                    "(crash or power loss)",
+                )
+        state = "on" if self.syslog.persistent_enabled else "off"
+        self.syslog.log(Severity.INFO, f"persistent logging is {state}")
+
+    async def stop(self, reason: str = "shutdown") -> None:
+        """Orderly shutdown: log it, write out the journal, mark the boot as ended cleanly."""
+        self.syslog.log(Severity.NOTICE, f"{reason}: ending boot {self.boot_id}")
+        await self.syslog.close()
+        _write_json(self._boot_path, {"boot_id": self.boot_id, "clean_shutdown": True})
+
+    def uptime(self) -> float:
+        return asyncio.get_running_loop().time() - self.started_at
+
+    async def set_persistent(self, enabled: bool, *, actor: str) -> None:
+        async with self._state_lock:
+            if enabled == self.syslog.persistent_enabled:
+                return
+            if enabled:
+                await asyncio.to_thread(self._save_settings, enabled)
+                await self.syslog.set_persistent(True)
+                await self.audit(f"persistent logging enabled by {actor} (boot {self.boot_id})")
+            else:
+                # Audited first, so the persistent log itself records where it stops.
+                await self.audit(f"persistent logging disabled by {actor} (boot {self.boot_id})")
+                await self.syslog.set_persistent(False)
+                await asyncio.to_thread(self._save_settings, enabled)
+
+    async def clear_persistent_log(self, *, actor: str) -> None:
+        async with self._state_lock:
+            await self.syslog.clear_persistent()
+            await self.audit(f"persistent log cleared by {actor}")
+
+    async def audit(self, message: str) -> None:
+        await self.syslog.write(Severity.NOTICE, message, tag=AUDIT_TAG)
+
+    def audit_auth_failure(self, user: str | None, client: str, reason: str) -> None:
+        who = f"user {user!r}" if user else "a client"
+        self.syslog.log(
+            Severity.WARNING, f"authentication failed for {who} from {client}: {reason}", tag=AUDIT_TAG
+        )
+
+    def _save_settings(self, persistent_enabled: bool) -> None:
+        _write_json(self._settings_path, {"persistent_enabled": persistent_enabled})

@@ -1,0 +1,136 @@
+"""The system log of one boot: the asyncio side of the log engine.
+
+Entries are formatted once, appended to the volatile ring, and, while persistent logging is
+on, handed to the `Journal` writer thread. `write` returns once the entry is durable (the
+journal's group commit resolves the waiting futures in batches), which is the durability
+promise of `writeMessage`. Enabling, disabling and clearing are ordered with the writes
+because they all happen on the event loop thread and go through the journal's one queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from vapixlog.severity import Severity
+from vapixlog.syslog.journal import Journal
+from vapixlog.syslog.line import format_line
+from vapixlog.syslog.volatile import VolatileLog
+
+SYSTEM_TAG = "vapixlog"
+AUDIT_TAG = "audit"
+
+
+@dataclass(frozen=True)
+class LogLimits:
+    """Bounds of the log storage, in bytes (README, "The system log")."""
+
+    volatile_bytes: int = 4 << 20
+    persistent_max_bytes: int = 64 << 20
+    persistent_file_bytes: int = 8 << 20
+    keep_free_bytes: int = 32 << 20
+
+
+class SystemLog:
+    def __init__(self, *, hostname: str, boot_id: str, log_dir: Path, limits: LogLimits) -> None:
+        self.hostname = hostname
+        self.boot_id = boot_id
+        self.limits = limits
+        self.pid = os.getpid()
+        self.volatile = VolatileLog(limits.volatile_bytes)
+        self.persistent_dir = log_dir / "persistent"
+        self.persistent_enabled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.journal = Journal(
+            self.persistent_dir,
+            max_bytes=limits.persistent_max_bytes,
+            file_bytes=limits.persistent_file_bytes,
+            keep_free_bytes=limits.keep_free_bytes,
+            notify=self._notify_from_journal,
+            on_batch_done=self._batch_done_from_journal,
+        )
+
+    def open(self, *, persistent_enabled: bool) -> None:
+        """Repair the persistent files left by the previous boot and start the writer."""
+        self._loop = asyncio.get_running_loop()
+        self.persistent_enabled = persistent_enabled
+        self.journal.recover()
+        self.journal.start()
+
+    async def close(self) -> None:
+        """Write out everything queued; the writer thread is joined off the event loop."""
+        await asyncio.to_thread(self.journal.close)
+
+    def log(self, severity: Severity, message: str, *, tag: str = SYSTEM_TAG) -> None:
+        """Add an entry without waiting for it to be durable (the service's own entries)."""
+        self._append(severity, message, tag, None)
+
+    async def write(self, severity: Severity, message: str, *, tag: str = SYSTEM_TAG) -> bool | None:
+        """Add an entry; while persistent logging is on, return once it is on disk.
+
+        Returns True when persisted, False when the journal could not store it (keep-free
+        floor reached or an I/O error), None when persistent logging is off.
+        """
+        if not self.persistent_enabled:
+            self._append(severity, message, tag, None)
+            return None
+        future = self._running_loop().create_future()
+        self._append(severity, message, tag, future)
+        stored: bool = await future
+        return stored
+
+    async def set_persistent(self, enabled: bool) -> None:
+        """Turn persistent logging on or off; after turning off, earlier entries are durable."""
+        self.persistent_enabled = enabled
+        if not enabled:
+            await self._journal_request(self.journal.request_flush)
+
+    async def clear_persistent(self) -> None:
+        """Remove every persistent log file (atomically, ordered after earlier writes)."""
+        await self._journal_request(self.journal.request_clear)
+
+    async def flush(self) -> None:
+        await self._journal_request(self.journal.request_flush)
+
+    def not_persisted_warning(self) -> str:
+        if self.journal.paused:
+            return (
+                "persistent logging is paused: less than "
+                f"{self.limits.keep_free_bytes} bytes free; the entry is in the volatile log only"
+            )
+        return "the entry could not be written to persistent storage; it is in the volatile log only"
+
+    def _append(
+        self, severity: Severity, message: str, tag: str, future: asyncio.Future[bool] | None
+    ) -> None:
+        now = datetime.datetime.now().astimezone()
+        line = format_line(now, self.hostname, severity, tag, self.pid, message)
+        self.volatile.append(line)
+        if self.persistent_enabled:
+            self.journal.append(f"{line}\n".encode(), future)
+
+    async def _journal_request(self, request: object) -> None:
+        future = self._running_loop().create_future()
+        request(future)  # type: ignore[operator]
+        await future
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("the system log is not open")
+        return self._loop
+
+    # Called on the journal's writer thread: hop to the event loop.
+    def _notify_from_journal(self, severity: Severity, message: str) -> None:
+        self._running_loop().call_soon_threadsafe(self.log, severity, message)
+
+    def _batch_done_from_journal(self, results: list[tuple[object, bool]]) -> None:
+        self._running_loop().call_soon_threadsafe(_resolve, results)
+
+
+def _resolve(results: list[tuple[object, bool]]) -> None:
+    for token, stored in results:
+        if isinstance(token, asyncio.Future) and not token.done():
+            token.set_result(stored)
