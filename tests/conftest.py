@@ -36,7 +36,9 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 def client_for(server: Server, user: str = "root", *, digest: bool = False) -> httpx.Client:
     password = USERS[user][1]
-    auth: httpx.Auth = httpx.DigestAuth(user, password) if digest else httpx.BasicAuth(user, password)
+    auth: httpx.Auth = (
+        httpx.DigestAuth(user, password) if digest else httpx.BasicAuth(user, password)
+    )
     return httpx.Client(base_url=server.url, auth=auth, timeout=10)
 
 

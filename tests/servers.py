@@ -51,8 +51,16 @@ class Server:
 
     def add_users(self) -> None:
         for name, (role, password) in USERS.items():
-            result = run_cli("users", "add", name, "--role", role, "--password", password,
-                             state_dir=self.state_dir)
+            result = run_cli(
+                "users",
+                "add",
+                name,
+                "--role",
+                role,
+                "--password",
+                password,
+                state_dir=self.state_dir,
+            )
             assert result.returncode == 0, result.stderr
 
     def start(self, timeout: float = 20.0) -> None:
@@ -60,9 +68,19 @@ class Server:
         self.log_path = self.state_dir.parent / f"server-{self.port}.log"
         out = self.log_path.open("a")
         self.proc = subprocess.Popen(
-            [*VAPIXLOG, "serve", "--port", str(self.port), "--state-dir", str(self.state_dir),
-             *self.extra_args],
-            stdout=out, stderr=subprocess.STDOUT, text=True, env=env,
+            [
+                *VAPIXLOG,
+                "serve",
+                "--port",
+                str(self.port),
+                "--state-dir",
+                str(self.state_dir),
+                *self.extra_args,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

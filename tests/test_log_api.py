@@ -28,7 +28,10 @@ def test_the_four_examples_of_the_spec(admin: httpx.Client, base: str) -> None:
     assert set_enabled.json() == {"status": "success"}
 
     get_enabled = admin.get(f"{base}/persistent/enabled")
-    assert (get_enabled.status_code, get_enabled.json()) == (200, {"status": "success", "data": True})
+    assert (get_enabled.status_code, get_enabled.json()) == (
+        200,
+        {"status": "success", "data": True},
+    )
 
     clear = admin.post(f"{base}/persistent/clearLog", json={"data": {}})
     assert (clear.status_code, clear.json()) == (200, {"status": "success"})
@@ -42,7 +45,9 @@ def test_the_four_examples_of_the_spec(admin: httpx.Client, base: str) -> None:
 @pytest.mark.parametrize("base", PATHS)
 def test_get_root_and_entity(admin: httpx.Client, base: str) -> None:
     admin.patch(f"{base}/persistent/enabled", json={"data": False})
-    assert admin.get(base).content == b'{"status":"success","data":{"persistent":{"enabled":false}}}'
+    assert (
+        admin.get(base).content == b'{"status":"success","data":{"persistent":{"enabled":false}}}'
+    )
     assert admin.get(base + "/").json()["data"] == {"persistent": {"enabled": False}}
     persistent = admin.get(f"{base}/persistent")
     assert persistent.json() == {"status": "success", "data": {"enabled": False}}
@@ -63,7 +68,9 @@ def test_patch_entity_and_legacy_put(admin: httpx.Client) -> None:
     admin.patch(f"{base}/persistent/enabled", json={"data": False})
 
 
-def write(client: httpx.Client, data: object, *, path: str = PATHS[0], **kwargs: object) -> httpx.Response:
+def write(
+    client: httpx.Client, data: object, *, path: str = PATHS[0], **kwargs: object
+) -> httpx.Response:
     return client.post(f"{path}/writeMessage", json={"data": data}, **kwargs)  # type: ignore[arg-type]
 
 
@@ -159,7 +166,9 @@ def test_deeply_nested_json_under_the_limit_is_a_clear_400(admin: httpx.Client) 
 
 
 def test_missing_content_type_is_accepted_for_a_json_body(admin: httpx.Client) -> None:
-    request = admin.build_request("POST", f"{PATHS[0]}/writeMessage", content=b'{"data":{"msg":"m"}}')
+    request = admin.build_request(
+        "POST", f"{PATHS[0]}/writeMessage", content=b'{"data":{"msg":"m"}}'
+    )
     assert "content-type" not in request.headers
     assert admin.send(request).json() == {"status": "success"}
 
@@ -232,8 +241,12 @@ def test_write_message_reaches_the_system_log_with_its_severity(
     assert log.status_code == 200
     assert log.headers["content-type"].startswith("text/plain")
     lines = log.text.splitlines()
-    assert any("[ ERR     ] log-api[" in line and line.endswith(": severity three") for line in lines)
-    assert any("[ INFO    ] log-api[" in line and line.endswith(": default severity") for line in lines)
+    assert any(
+        "[ ERR     ] log-api[" in line and line.endswith(": severity three") for line in lines
+    )
+    assert any(
+        "[ INFO    ] log-api[" in line and line.endswith(": default severity") for line in lines
+    )
     assert any("[ INFO    ]" in line and line.endswith(": null severity") for line in lines)
 
 

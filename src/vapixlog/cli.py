@@ -46,8 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--serial", help="12 hex digits (default: random, kept in the state dir)")
     limits = LogLimits()
     serve.add_argument("--volatile-size", type=parse_size, default=limits.volatile_bytes)
-    serve.add_argument("--persistent-max-size", type=parse_size, default=limits.persistent_max_bytes)
-    serve.add_argument("--persistent-file-size", type=parse_size, default=limits.persistent_file_bytes)
+    serve.add_argument(
+        "--persistent-max-size", type=parse_size, default=limits.persistent_max_bytes
+    )
+    serve.add_argument(
+        "--persistent-file-size", type=parse_size, default=limits.persistent_file_bytes
+    )
     serve.add_argument("--keep-free", type=parse_size, default=limits.keep_free_bytes)
     serve.add_argument("--max-body", type=parse_size, default=64 << 10)
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

@@ -141,7 +141,9 @@ class Device:
     def audit_auth_failure(self, user: str | None, client: str, reason: str) -> None:
         who = f"user {user!r}" if user else "a client"
         self.syslog.log(
-            Severity.WARNING, f"authentication failed for {who} from {client}: {reason}", tag=AUDIT_TAG
+            Severity.WARNING,
+            f"authentication failed for {who} from {client}: {reason}",
+            tag=AUDIT_TAG,
         )
 
     def _save_settings(self, persistent_enabled: bool) -> None:

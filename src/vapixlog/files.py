@@ -29,5 +29,5 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
+    tmp.replace(path)
     fsync_dir(path.parent)

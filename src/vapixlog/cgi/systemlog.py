@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
@@ -10,7 +12,7 @@ from vapixlog.cgi import require
 from vapixlog.device import Device
 
 
-def endpoint(device: Device):  # type: ignore[no-untyped-def]
+def endpoint(device: Device) -> Callable[[Request], Awaitable[Response]]:
     async def systemlog(request: Request) -> Response:
         user = require(request, Role.ADMIN)
         if isinstance(user, Response):

@@ -14,7 +14,9 @@ _SUCCESS = orjson.dumps({"status": "success"})
 _NO_DATA: Any = object()
 
 
-def success(data: Any = _NO_DATA, *, warnings: list[str] | None = None, status: int = 200) -> Response:
+def success(
+    data: Any = _NO_DATA, *, warnings: list[str] | None = None, status: int = 200
+) -> Response:
     """`{"status":"success"}` with optional `data` and `warnings`."""
     if data is _NO_DATA and not warnings:
         return Response(_SUCCESS, status_code=status, media_type=JSON)

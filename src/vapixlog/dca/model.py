@@ -168,7 +168,5 @@ def _entity(name: str, path: str, spec: Mapping[str, Any], types: TypeCompiler) 
     for child_name, child in (spec.get("entities") or {}).items():
         if child_name in entity.properties or child_name in entity.actions:
             raise ModelError(f"{path}: {child_name!r} is defined twice")
-        entity.entities[child_name] = _entity(
-            child_name, _join(path, child_name), child, types
-        )
+        entity.entities[child_name] = _entity(child_name, _join(path, child_name), child, types)
     return entity

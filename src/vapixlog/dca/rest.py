@@ -79,7 +79,9 @@ class DcaApp:
                 _require(user, node.set, f"setting {node.path}")
                 value = node.validate(await self._read_data(request, strict), "data", strict)
                 return _reply(await api.handlers.setters[node.path](ctx, value))
-            raise _not_allowed(request, ["GET"] * bool(node.get) + ["PATCH", "PUT"] * bool(node.set))
+            raise _not_allowed(
+                request, ["GET"] * bool(node.get) + ["PATCH", "PUT"] * bool(node.set)
+            )
         if isinstance(node, Action):
             if method in ("POST", "PUT") and node.trigger:
                 _require(user, node.trigger, f"triggering {node.path}")
@@ -104,7 +106,7 @@ class DcaApp:
         segments = path[len(PREFIX) :].split("/")
         if segments[-1] == "":
             segments.pop()  # a trailing slash names the same resource
-        api = self.apis.get(tuple(segments[:2])) if len(segments) >= 2 else None
+        api = self.apis.get((segments[0], segments[1])) if len(segments) >= 2 else None
         if api is None:
             raise NotFoundError(path)
         node: Node = api.model.root
@@ -218,7 +220,9 @@ def _strict(request: Request) -> bool:
 
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 def _reply(result: Result | None) -> Response:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +69,9 @@ class SystemLog:
         """Add an entry without waiting for it to be durable (the service's own entries)."""
         self._append(severity, message, tag, None)
 
-    async def write(self, severity: Severity, message: str, *, tag: str = SYSTEM_TAG) -> bool | None:
+    async def write(
+        self, severity: Severity, message: str, *, tag: str = SYSTEM_TAG
+    ) -> bool | None:
         """Add an entry; while persistent logging is on, return once it is on disk.
 
         Returns True when persisted, False when the journal could not store it (keep-free
@@ -101,7 +104,9 @@ class SystemLog:
                 "persistent logging is paused: less than "
                 f"{self.limits.keep_free_bytes} bytes free; the entry is in the volatile log only"
             )
-        return "the entry could not be written to persistent storage; it is in the volatile log only"
+        return (
+            "the entry could not be written to persistent storage; it is in the volatile log only"
+        )
 
     def _append(
         self, severity: Severity, message: str, tag: str, future: asyncio.Future[bool] | None
@@ -112,9 +117,9 @@ class SystemLog:
         if self.persistent_enabled:
             self.journal.append(f"{line}\n".encode(), future)
 
-    async def _journal_request(self, request: object) -> None:
+    async def _journal_request(self, request: Callable[[object], None]) -> None:
         future = self._running_loop().create_future()
-        request(future)  # type: ignore[operator]
+        request(future)
         await future
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
