@@ -23,6 +23,7 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
+        os.fchmod(fd, mode)  # a leftover temp file may have kept other permissions
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]

@@ -1,0 +1,281 @@
+"""HTTP Digest authentication (RFC 7616), qop=auth, MD5 and SHA-256.
+
+Nonces are stateless: ``base64url(timestamp_ms[8] + random[8] + HMAC-SHA256(secret, ts+rnd)[:16])``,
+so issuing one costs no memory and checking one costs one HMAC. The only state is the
+replay tracker: the highest nonce count (nc) seen per nonce, bounded in size.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import secrets
+import struct
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+ALGORITHMS = ("SHA-256", "MD5")  # challenge order: the stronger one first
+_HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
+_CANONICAL = {"md5": "MD5", "sha-256": "SHA-256"}
+_REQUIRED = ("username", "realm", "nonce", "uri", "response", "qop", "nc", "cnonce")
+_NONCE_LEN = 43  # 32 bytes in unpadded base64url
+_MAX_HEADER = 8192
+
+_TCHAR_RUN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_SEP_RE = re.compile(r"[\s,]*")  # whitespace and empty list elements (RFC 9110 §5.6.1)
+_PARAM_RE = re.compile(rf'({_TCHAR_RUN})[ \t]*=[ \t]*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))', re.S)
+_AFTER_RE = re.compile(r"[ \t]*(?:,|\Z)")
+_UNESCAPE_RE = re.compile(r"\\(.)", re.S)
+_NC_RE = re.compile(r"[0-9a-fA-F]{8}")
+
+
+class MalformedHeader(ValueError):
+    """The credentials could not be parsed."""
+
+
+def parse_params(text: str) -> dict[str, str]:
+    """Parse ``name=value, name="quoted \\"value\\""`` into a dict with lowercase names.
+
+    Rejects duplicates (an ambiguous header is an attack surface, never a client need),
+    unterminated quotes and junk between parameters.
+    """
+    if len(text) > _MAX_HEADER:
+        raise MalformedHeader("header too long")
+    params: dict[str, str] = {}
+    pos, end = 0, len(text)
+    while True:
+        pos = _SEP_RE.match(text, pos).end()  # type: ignore[union-attr]  # cannot fail
+        if pos >= end:
+            return params
+        m = _PARAM_RE.match(text, pos)
+        if m is None:
+            raise MalformedHeader("cannot parse parameters")
+        name = m.group(1).lower()
+        if name in params:
+            raise MalformedHeader(f"duplicate parameter {name}")
+        quoted = m.group(2)
+        params[name] = _UNESCAPE_RE.sub(r"\1", quoted) if quoted is not None else m.group(3)
+        after = _AFTER_RE.match(text, m.end())
+        if after is None:
+            raise MalformedHeader("cannot parse parameters")
+        pos = after.end()
+
+
+@dataclass(frozen=True, slots=True)
+class DigestResult:
+    """What `DigestAuthority.verify` found.
+
+    ok: the response proves the password and the nonce is fresh: `username` is in.
+    stale: the response is right but the nonce expired (or is not ours); challenge again
+        with ``stale=true``: this is not a failed login.
+    Otherwise a failure with a short `reason` (never containing secrets).
+    """
+
+    ok: bool
+    username: str | None
+    stale: bool = False
+    reason: str = ""
+
+
+class DigestAuthority:
+    """Issues Digest challenges and verifies Digest credentials.
+
+    `clock` (seconds) is injectable so tests can expire nonces without sleeping.
+    `secret` defaults to a random per-process key: nonces from before a restart then
+    verify as "stale" for a client that knows the password, which re-authenticates
+    silently, as after a device reboot.
+    """
+
+    def __init__(
+        self,
+        realm: str,
+        *,
+        nonce_ttl: float = 300.0,
+        secret: bytes | None = None,
+        clock: Callable[[], float] = time.time,
+        max_tracked_nonces: int = 100_000,
+    ) -> None:
+        self.realm = realm
+        self.nonce_ttl = nonce_ttl
+        self._secret = secret if secret is not None else secrets.token_bytes(32)
+        self._clock = clock
+        self._max_tracked = max_tracked_nonces
+        # opaque is fixed per authority: it carries no state, clients just echo it.
+        self.opaque = hmac.new(self._secret, b"opaque", hashlib.sha256).hexdigest()[:32]
+        # nonce -> (nc window state, see _accept_nc; nonce timestamp ms), in order of first use.
+        self._seen: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        # Nonces issued at or before this time (ms) that are not in `_seen` may have been
+        # evicted while still valid; they are treated as stale so a replay cannot slip in.
+        self._evicted_upto_ms = -1
+        self._lock = threading.Lock()
+
+    # -- challenges ------------------------------------------------------------------
+
+    def new_nonce(self) -> str:
+        head = struct.pack(">Q", int(self._clock() * 1000)) + secrets.token_bytes(8)
+        raw = head + hmac.new(self._secret, head, hashlib.sha256).digest()[:16]
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+    def challenges(self, stale: bool = False) -> list[str]:
+        """``WWW-Authenticate`` values: Digest SHA-256, Digest MD5, then Basic.
+
+        Both Digest challenges share one nonce and opaque: `requests` merges multiple
+        challenges into one dict, which only works if the shared fields agree.
+        """
+        nonce = self.new_nonce()
+        tail = ", stale=true" if stale else ""
+        out = [
+            f'Digest realm="{self.realm}", qop="auth", algorithm={alg}, '
+            f'nonce="{nonce}", opaque="{self.opaque}"{tail}'
+            for alg in ALGORITHMS
+        ]
+        out.append(f'Basic realm="{self.realm}", charset="UTF-8"')
+        return out
+
+    # -- verification ----------------------------------------------------------------
+
+    def verify(
+        self,
+        params: str | dict[str, str],
+        *,
+        method: str,
+        uri: str,
+        lookup: Callable[[str, str], str | None],
+    ) -> DigestResult:
+        """Check Digest credentials (the text after ``Digest ``) for one request.
+
+        `uri` is the request target as received (raw path, plus ``?query`` if any).
+        `lookup(username, algorithm)` returns the stored HA1 hex, or None.
+        """
+        try:
+            p = parse_params(params) if isinstance(params, str) else params
+        except MalformedHeader as exc:
+            return DigestResult(False, None, reason=f"malformed Digest header: {exc}")
+        username = p.get("username")
+        missing = [k for k in _REQUIRED if not p.get(k)]
+        if missing:
+            return DigestResult(False, username, reason=f"missing {', '.join(missing)}")
+        assert username is not None
+        if "username*" in p:
+            return DigestResult(False, username, reason="username* not supported")
+        userhash = p.get("userhash", "false").lower()
+        if userhash != "false":
+            reason = "userhash=true not supported" if userhash == "true" else "bad userhash"
+            return DigestResult(False, username, reason=reason)
+        algorithm = _CANONICAL.get(p.get("algorithm", "MD5").lower())
+        if algorithm is None:
+            return DigestResult(False, username, reason="unsupported algorithm")
+        if p["realm"] != self.realm:
+            return DigestResult(False, username, reason="wrong realm")
+        if p["qop"] != "auth":
+            return DigestResult(False, username, reason="unsupported qop")
+        if not _NC_RE.fullmatch(p["nc"]):
+            return DigestResult(False, username, reason="bad nc")
+        if p["uri"] != uri:
+            return DigestResult(False, username, reason="uri does not match request")
+        if not self._response_ok(p, method, algorithm, lookup):
+            return DigestResult(False, username, reason="wrong password or unknown user")
+        # The client knows the password. A nonce that is expired, not ours (another
+        # server, or ours before a restart) or carries a foreign opaque is "stale": the
+        # client retries with the new nonce without asking its user again.
+        ts_ms = self._nonce_time(p["nonce"])
+        foreign_opaque = p.get("opaque", self.opaque) != self.opaque
+        if ts_ms is None or foreign_opaque or not self._fresh(ts_ms):
+            return DigestResult(False, username, stale=True, reason="stale nonce")
+        return self._check_nc(p["nonce"], int(p["nc"], 16), ts_ms, username)
+
+    def _response_ok(
+        self,
+        p: dict[str, str],
+        method: str,
+        algorithm: str,
+        lookup: Callable[[str, str], str | None],
+    ) -> bool:
+        h = _HASHES[algorithm]
+        stored = lookup(p["username"], algorithm)
+        # Unknown users still cost the same hashing, so timing does not reveal existence.
+        ha1 = stored if stored is not None else "0" * (32 if algorithm == "MD5" else 64)
+        try:
+            ha2 = h(f"{method}:{p['uri']}".encode("latin-1")).hexdigest()
+            data = f"{ha1}:{p['nonce']}:{p['nc']}:{p['cnonce']}:{p['qop']}:{ha2}"
+            expected = h(data.encode("latin-1")).hexdigest()
+        except UnicodeEncodeError:
+            return False
+        # The client's hex may be upper case; ours is lower case.
+        ok = hmac.compare_digest(
+            expected.encode(), p["response"].lower().encode("latin-1", "replace")
+        )
+        return ok and stored is not None
+
+    def _nonce_time(self, nonce: str) -> int | None:
+        """The nonce's issue time (ms) if we issued it with the current secret, else None."""
+        if len(nonce) != _NONCE_LEN:
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(nonce + "=")
+        except (binascii.Error, ValueError):
+            return None
+        head, mac = raw[:16], raw[16:]
+        if not hmac.compare_digest(hmac.new(self._secret, head, hashlib.sha256).digest()[:16], mac):
+            return None
+        ts_ms: int = struct.unpack(">Q", head[:8])[0]
+        return ts_ms
+
+    def _fresh(self, ts_ms: int) -> bool:
+        age = self._clock() - ts_ms / 1000
+        # Allow a little negative age in case the wall clock stepped back.
+        return -5.0 <= age <= self.nonce_ttl
+
+    def _check_nc(self, nonce: str, nc: int, ts_ms: int, username: str) -> DigestResult:
+        now_ms = int(self._clock() * 1000)
+        ttl_ms = int(self.nonce_ttl * 1000)
+        with self._lock:
+            seen = self._seen.get(nonce)
+            if seen is None and ts_ms <= self._evicted_upto_ms:
+                return DigestResult(False, username, stale=True, reason="nonce forgotten")
+            if nc == 0:
+                return DigestResult(False, username, reason="bad nc")
+            window = _accept_nc(seen[0] if seen else None, nc)
+            if window is None:
+                return DigestResult(False, username, reason="replayed nonce count")
+            self._seen[nonce] = (window, ts_ms)
+            # Forget expired nonces from the front (oldest first use), then enforce the cap.
+            while self._seen:
+                old_nonce, (_, old_ts) = next(iter(self._seen.items()))
+                expired = old_ts + ttl_ms < now_ms
+                if not expired and len(self._seen) <= self._max_tracked:
+                    break
+                del self._seen[old_nonce]
+                if not expired:
+                    self._evicted_upto_ms = max(self._evicted_upto_ms, old_ts)
+        return DigestResult(True, username)
+
+
+# Clients that share one nonce over several connections (httpx's pool does) send counts that
+# can arrive out of order, so instead of "greater than the highest", accept any count not seen
+# yet within a window below the highest, as IPsec's anti-replay window does (RFC 4303 3.4.3).
+_NC_WINDOW = 64
+
+
+def _accept_nc(state: int | None, nc: int) -> int | None:
+    """The new window state if `nc` is fresh, None if it is a replay or too old.
+
+    The state packs the highest count seen (high bits) and a bitmap of the `_NC_WINDOW`
+    counts below and including it (low bits): bit i set means count `highest - i` was used.
+    """
+    if state is None:
+        return (nc << _NC_WINDOW) | 1
+    highest, seen = state >> _NC_WINDOW, state & ((1 << _NC_WINDOW) - 1)
+    if nc > highest:
+        seen = ((seen << (nc - highest)) | 1) & ((1 << _NC_WINDOW) - 1)
+        return (nc << _NC_WINDOW) | seen
+    offset = highest - nc
+    if offset >= _NC_WINDOW or seen >> offset & 1:
+        return None
+    return (highest << _NC_WINDOW) | seen | (1 << offset)

@@ -1,0 +1,207 @@
+"""Pure ASGI middleware that authenticates every request with Basic or Digest.
+
+Pure ASGI (not BaseHTTPMiddleware) so request and response bodies stream through
+untouched and the per-request cost stays at a header lookup plus a dict hit or a hash.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from vapixlog.auth.digest import DigestAuthority
+from vapixlog.auth.users import User, UserStore
+
+log = logging.getLogger(__name__)
+
+
+#: scope key holding the authenticated `User`.
+USER_SCOPE_KEY = "vapixlog.user"
+
+_BASIC_CACHE_SIZE = 1024
+_RELOAD_INTERVAL = 1.0
+_CONFIG_PREFIX = "/config/"
+
+FailureHook = Callable[[str | None, str, str], None]
+
+
+class AuthMiddleware:
+    """Require valid credentials on every http (and websocket) request.
+
+    public_paths(path) -> True lets a request through without credentials (no user set).
+    on_failure(username or None, client host, reason) is called for failed logins:
+    credentials given but wrong or unparseable; not for a missing header or a stale nonce.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        store: UserStore,
+        digest: DigestAuthority,
+        public_paths: Callable[[str], bool] | None = None,
+        on_failure: FailureHook | None = None,
+    ) -> None:
+        if digest.realm != store.realm:
+            raise ValueError("DigestAuthority realm differs from the user store realm")
+        self.app = app
+        self.store = store
+        self.digest = digest
+        self.public_paths = public_paths
+        self.on_failure = on_failure
+        # Basic header value -> User. Only successes are cached, and the whole cache is
+        # dropped when the user set changes (generation), so a removed user is out at once.
+        self._basic_cache: OrderedDict[bytes, User] = OrderedDict()
+        self._cache_generation = store.generation
+        self._next_reload = 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        if self.public_paths is not None and self.public_paths(path):
+            await self.app(scope, receive, send)
+            return
+
+        self._maybe_reload()
+        header = _find_header(scope.get("headers", ()), b"authorization")
+        try:
+            user, given, stale = self._authenticate(scope, header)
+        except Exception:
+            # A bug here must neither let the request in nor become a 500 that a client
+            # can trigger at will: log it and refuse like any bad credentials.
+            log.exception("authentication crashed; refusing the request")
+            user, given, stale = None, True, False
+        if user is not None:
+            scope[USER_SCOPE_KEY] = user
+            await self.app(scope, receive, send)
+        elif kind == "websocket":
+            # Before accept, a close makes the server answer 403; a websocket handshake
+            # cannot carry our 401 challenge without an extension, so keep it simple.
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            await self._send_401(send, path, failed=given and not stale, stale=stale)
+
+    # -- authentication --------------------------------------------------------------
+
+    def _authenticate(self, scope: Scope, header: bytes | None) -> tuple[User | None, bool, bool]:
+        """(user or None, credentials were given, nonce was stale)."""
+        if not header:
+            return None, False, False
+        parts = header.split(None, 1)
+        if not parts:
+            return None, False, False
+        scheme = parts[0].lower()
+        rest = parts[1] if len(parts) > 1 else b""
+        if scheme == b"basic":
+            user = self._basic(scope, header, rest.strip())
+            return user, True, False
+        if scheme == b"digest":
+            return self._digest(scope, rest)
+        # Bearer or anything else we do not speak: same as no credentials.
+        return None, False, False
+
+    def _basic(self, scope: Scope, header: bytes, token: bytes) -> User | None:
+        cached = self._basic_cache.get(header)
+        if cached is not None:
+            self._basic_cache.move_to_end(header)
+            return cached
+        try:
+            decoded = base64.b64decode(token, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
+            self._fail(scope, None, "malformed Basic credentials")
+            return None
+        name, colon, password = decoded.partition(":")
+        if not colon:
+            self._fail(scope, None, "malformed Basic credentials")
+            return None
+        user = self.store.verify_password(name, password)
+        if user is None:
+            known = self.store.get(name) is not None
+            self._fail(scope, name, "wrong password" if known else "unknown user")
+            return None
+        self._basic_cache[header] = user
+        if len(self._basic_cache) > _BASIC_CACHE_SIZE:
+            self._basic_cache.popitem(last=False)
+        return user
+
+    def _digest(self, scope: Scope, rest: bytes) -> tuple[User | None, bool, bool]:
+        method = "GET" if scope["type"] == "websocket" else scope.get("method", "GET")
+        result = self.digest.verify(
+            rest.decode("latin-1"),  # lossless: the hash input must be the bytes as sent
+            method=method,
+            uri=_request_target(scope),
+            lookup=self.store.ha1,
+        )
+        if result.ok and result.username is not None:
+            user = self.store.get(result.username)
+            if user is not None:
+                return user, True, False
+            self._fail(scope, result.username, "unknown user")
+            return None, True, False
+        if result.stale:
+            return None, True, True
+        self._fail(scope, result.username, result.reason)
+        return None, True, False
+
+    def _fail(self, scope: Scope, username: str | None, reason: str) -> None:
+        if self.on_failure is None:
+            return
+        client = scope.get("client")
+        host = str(client[0]) if client else "unknown"
+        self.on_failure(username, host, reason)
+
+    def _maybe_reload(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_reload:
+            self._next_reload = now + _RELOAD_INTERVAL
+            self.store.reload_if_changed()
+        if self.store.generation != self._cache_generation:
+            self._basic_cache.clear()
+            self._cache_generation = self.store.generation
+
+    # -- responses -------------------------------------------------------------------
+
+    async def _send_401(self, send: Send, path: str, *, failed: bool, stale: bool) -> None:
+        message = "Authentication failed" if failed else "Authentication required"
+        if path.startswith(_CONFIG_PREFIX):
+            body = b'{"status":"error","error":{"code":3,"message":"' + message.encode() + b'"}}'
+            ctype = b"application/json"
+        else:
+            body = message.encode() + b"\n"
+            ctype = b"text/plain; charset=utf-8"
+        headers = [(b"www-authenticate", c.encode()) for c in self.digest.challenges(stale)]
+        headers += [
+            (b"content-type", ctype),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        await send({"type": "http.response.start", "status": 401, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _find_header(headers: Any, name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return bytes(value)
+    return None
+
+
+def _request_target(scope: Scope) -> str:
+    """The request target as the client sent it: raw path plus ``?query`` if any."""
+    raw = scope.get("raw_path")
+    if raw is None:
+        # Servers without raw_path: the decoded path is the best we have.
+        raw = scope.get("path", "").encode("utf-8")
+    target: str = raw.decode("latin-1")
+    query: bytes = scope.get("query_string", b"")
+    return f"{target}?{query.decode('latin-1')}" if query else target
