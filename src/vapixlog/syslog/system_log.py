@@ -114,8 +114,10 @@ class SystemLog:
         now = datetime.datetime.now().astimezone()
         line = format_line(now, self.hostname, severity, tag, self.pid, message)
         self.volatile.append(line)
-        if self.persistent_enabled:
+        if self.persistent_enabled and not self.journal.closed:
             self.journal.append(f"{line}\n".encode(), future)
+        elif future is not None:
+            future.set_result(False)
 
     async def _journal_request(self, request: Callable[[object], None]) -> None:
         future = self._running_loop().create_future()

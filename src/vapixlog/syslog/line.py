@@ -1,0 +1,97 @@
+"""One system log entry as one line, in the format of current Axis devices.
+
+    2020-10-09T10:30:02.425-05:00 axis-accc8ef7d108 [ INFO    ] systemd[1]: Started Rotate ...
+
+The tag and the message are escaped so that one line is always exactly one entry (no LF or CR
+can start a fake entry) and printing the log never drives a terminal (no ESC, no C1 CSI, no
+bidi-breaking line separators). The escaping is reversible with `unescape`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import NamedTuple
+
+from vapixlog.severity import Severity
+
+# Everything that must not appear raw in a line: the backslash (so escapes are unambiguous),
+# C0 controls incl. TAB/LF/CR, DEL, C1 controls, the Unicode line/paragraph separators (some
+# viewers break lines there) and lone surrogates (not encodable as UTF-8 at all).
+_SPECIAL = re.compile("[\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_ESCAPED = re.compile(r"\\(?:(\\)|x([0-9a-f]{2})|u([0-9a-f]{4}))")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    if char == "\\":
+        return "\\\\"
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape(text: str) -> str:
+    """Escape `text` for one log line; returns `text` itself when nothing needs escaping."""
+    # The common case has nothing to escape: one C-level scan, no allocation.
+    if _SPECIAL.search(text) is None:
+        return text
+    return _SPECIAL.sub(_escape_char, text)
+
+
+def _unescape_match(match: re.Match[str]) -> str:
+    backslash, byte, unit = match.groups()
+    if backslash is not None:
+        return "\\"
+    return chr(int(byte if byte is not None else unit, 16))
+
+
+def unescape(text: str) -> str:
+    """Invert `escape`. Backslashes not followed by a known escape are kept as they are."""
+    if "\\" not in text:
+        return text
+    return _ESCAPED.sub(_unescape_match, text)
+
+
+def format_timestamp(ts: datetime) -> str:
+    """ISO-8601 with milliseconds and UTC offset; a naive `ts` is taken as local time."""
+    if ts.tzinfo is None:
+        ts = ts.astimezone()
+    return ts.isoformat(timespec="milliseconds")
+
+
+def format_line(
+    ts: datetime, hostname: str, severity: Severity, tag: str, pid: int, message: str
+) -> str:
+    """One log line, without the trailing newline. `hostname` is trusted (configuration)."""
+    return (
+        f"{format_timestamp(ts)} {hostname} [ {severity.label:<7} ] "
+        f"{escape(tag)}[{pid}]: {escape(message)}"
+    )
+
+
+class ParsedLine(NamedTuple):
+    """The fields of a line written by `format_line`; `tag` and `message` are still escaped."""
+
+    timestamp: str
+    hostname: str
+    severity: Severity
+    tag: str
+    pid: int
+    message: str
+
+
+_LABELS = {severity.label: severity for severity in Severity}
+# The tag is the shortest text before "[digits]: ", because messages may contain anything.
+_LINE = re.compile(r"(\S+) (\S+) \[ ([A-Z]+) +\] (.*?)\[(\d+)\]: (.*)")
+
+
+def parse_line(line: str) -> ParsedLine | None:
+    """Split a log line (with or without its newline) into fields; None if it is not one."""
+    match = _LINE.fullmatch(line.removesuffix("\n"))
+    if match is None:
+        return None
+    timestamp, hostname, label, tag, pid, message = match.groups()
+    severity = _LABELS.get(label)
+    if severity is None:
+        return None
+    return ParsedLine(timestamp, hostname, severity, tag, int(pid), message)
