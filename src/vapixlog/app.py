@@ -11,12 +11,20 @@ from starlette.routing import Route
 
 from vapixlog.apis import log as log_api
 from vapixlog.auth import AuthMiddleware, DigestAuthority, UserStore
-from vapixlog.cgi import systemlog
+from vapixlog.cgi import firmware, systemlog
 from vapixlog.dca.rest import DEFAULT_MAX_BODY, DcaApp
 from vapixlog.device import Device
 
 
-def create_app(device: Device, users: UserStore, *, max_body: int = DEFAULT_MAX_BODY) -> Starlette:
+def create_app(
+    device: Device,
+    users: UserStore,
+    *,
+    max_body: int = DEFAULT_MAX_BODY,
+    power: firmware.Power | None = None,
+) -> Starlette:
+    """The device's HTTP interface; `power` carries out reboots (none: reboot answers 423)."""
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await device.start()
@@ -29,6 +37,11 @@ def create_app(device: Device, users: UserStore, *, max_body: int = DEFAULT_MAX_
     routes = [
         Route("/config/rest/{path:path}", dca),
         Route("/axis-cgi/systemlog.cgi", systemlog.endpoint(device), methods=["GET"]),
+        Route(
+            "/axis-cgi/firmwaremanagement.cgi",
+            firmware.endpoint(device, power),
+            methods=["POST"],
+        ),
     ]
     auth = Middleware(
         AuthMiddleware,

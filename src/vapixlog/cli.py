@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import logging
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,6 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--keep-free", type=parse_size, default=limits.keep_free_bytes)
     serve.add_argument("--max-body", type=parse_size, default=64 << 10)
+    serve.add_argument(
+        "--reboot-downtime",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how long a rebooting device refuses connections",
+    )
+    serve.add_argument(
+        "--reboot-command",
+        metavar="CMD",
+        help="on real hardware: run CMD to reboot instead of emulating the reboot",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     users = commands.add_parser("users", help="manage the device's users")
@@ -81,11 +95,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from vapixlog.app import create_app
     from vapixlog.auth import ensure_admin
-    from vapixlog.device import Device, DeviceConfig
+    from vapixlog.device import DeviceConfig
+    from vapixlog.server import DeviceServer, ServeOptions, serve
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(message)s")
     limits = LogLimits(
@@ -98,8 +110,8 @@ def _serve(args: argparse.Namespace) -> int:
         print("vapixlog: --serial takes 12 hex digits", file=sys.stderr)
         return 2
     state_dir = args.state_dir or default_state_dir()
-    device = Device(DeviceConfig(state_dir, args.serial, args.hostname, limits))
-    users = open_users(state_dir)
+    config = DeviceConfig(state_dir, args.serial, args.hostname, limits)
+    users = open_users(state_dir, serial=args.serial, hostname=args.hostname)
     password = ensure_admin(users, os.environ.get("VAPIXLOG_ADMIN_PASSWORD"))
     if password:
         print(
@@ -107,25 +119,37 @@ def _serve(args: argparse.Namespace) -> int:
             "It is shown only this once; change it with 'vapixlog users add root --role admin'.",
             flush=True,
         )
-    app = create_app(device, users, max_body=args.max_body)
-    uvicorn.run(
-        app,
+    options = ServeOptions(
         host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=5,
+        max_body=args.max_body,
+        reboot_downtime=args.reboot_downtime,
+        reboot_command=args.reboot_command,
     )
+    server = DeviceServer(config, users, port=args.port, options=options)
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(serve([server]))
     return 0
 
 
-def open_users(state_dir: Path) -> UserStore:
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # uvloop is optional (not on every platform)
+        return None
+    return uvloop.new_event_loop
+
+
+def open_users(
+    state_dir: Path, *, serial: str | None = None, hostname: str | None = None
+) -> UserStore:
     """The user store of a state dir; its Digest realm is `AXIS_<serial>`, as on a device."""
     from vapixlog.auth import UserStore
     from vapixlog.device import Identity
 
     state_dir.mkdir(parents=True, exist_ok=True)
-    identity = Identity.load_or_create(state_dir / "identity.json", serial=None, hostname=None)
+    identity = Identity.load_or_create(
+        state_dir / "identity.json", serial=serial, hostname=hostname
+    )
     return UserStore.load_or_create(state_dir / "users.json", realm=f"AXIS_{identity.serial}")
 
 

@@ -74,6 +74,7 @@ class Device:
         self._settings_path = self.state_dir / "settings.json"
         self._boot_path = self.state_dir / "boot.json"
         self._state_lock = asyncio.Lock()
+        self._stop_reason = "shutdown"
         self.syslog: SystemLog
 
     async def start(self) -> None:
@@ -107,9 +108,16 @@ class Device:
         state = "on" if self.syslog.persistent_enabled else "off"
         self.syslog.log(Severity.INFO, f"persistent logging is {state}")
 
-    async def stop(self, reason: str = "shutdown") -> None:
+    async def prepare_reboot(self, *, actor: str) -> None:
+        """Audit a reboot request; the shutdown that follows is logged as a reboot."""
+        self._stop_reason = "reboot"
+        await self.audit(f"reboot requested by {actor}")
+
+    async def stop(self) -> None:
         """Orderly shutdown: log it, write out the journal, mark the boot as ended cleanly."""
-        self.syslog.log(Severity.NOTICE, f"{reason}: ending boot {self.boot_id}")
+        self.syslog.log(
+            Severity.NOTICE, f"{self._stop_reason}: ending boot {self.boot_id}, shutting down"
+        )
         await self.syslog.close()
         _write_json(self._boot_path, {"boot_id": self.boot_id, "clean_shutdown": True})
 

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from vapixlog.auth.users import User
+from vapixlog.body import read_body
 from vapixlog.dca import envelope
 from vapixlog.dca.binding import BoundApi, RequestContext, Result
 from vapixlog.dca.errors import (
@@ -139,16 +140,9 @@ class DcaApp:
         content_type = request.headers.get("content-type")
         if content_type is not None and not _is_json(content_type):
             raise UnsupportedMediaTypeError(f"{content_type!r}, send application/json")
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+        raw = await read_body(request, self.max_body)
+        if raw is None:
             raise PayloadTooLargeError(f"the limit is {self.max_body} bytes")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body:
-                raise PayloadTooLargeError(f"the limit is {self.max_body} bytes")
-            chunks.append(chunk)
-        raw = b"".join(chunks)
         if not raw.strip():
             if optional:
                 return _ABSENT

@@ -1,0 +1,22 @@
+"""Reading request bodies with a size limit, shared by the DCA engine and the CGIs."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed `limit` bytes.
+
+    A declared `Content-Length` over the limit is refused before any of the body is read.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,130 @@
+"""Serving a device over HTTP: one uvicorn server per device, reboots, and process signals.
+
+A reboot is the path of a real device, in-process: the reply goes out, the server stops
+accepting connections and shuts the device down (shutdown entries, journal written out),
+the address refuses connections for `reboot_downtime` seconds, then a new `Device` starts
+through the cold-start path (journal recovery, new boot id) on the same address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+
+import uvicorn
+
+from vapixlog.app import create_app
+from vapixlog.auth import UserStore
+from vapixlog.device import Device, DeviceConfig
+from vapixlog.severity import Severity
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    max_body: int = 64 << 10
+    reboot_downtime: float = 2.0
+    reboot_command: str | None = None  # on real hardware: run this instead of emulating
+
+
+class _UvicornServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # The process handles signals once for all its devices (see `serve`).
+        yield
+
+
+class DeviceServer:
+    """One device on one port, across its reboots."""
+
+    def __init__(
+        self, config: DeviceConfig, users: UserStore, *, port: int, options: ServeOptions
+    ) -> None:
+        self.config = config
+        self.users = users
+        self.port = port
+        self.options = options
+        self.device: Device | None = None
+        self._server: _UvicornServer | None = None
+        self._stopping = asyncio.Event()
+        self._reboot_pending = False
+
+    async def run(self) -> None:
+        """Serve until `stop`, cold-starting the device again after every reboot."""
+        while not self._stopping.is_set():
+            self.device = Device(self.config)
+            app = create_app(self.device, self.users, max_body=self.options.max_body, power=self)
+            config = uvicorn.Config(
+                app,
+                host=self.options.host,
+                port=self.port,
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=5,
+            )
+            self._server = _UvicornServer(config)
+            await self._server.serve()
+            if not self._reboot_pending:
+                return
+            # Down: the listening socket is closed, so connections are refused meanwhile.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.options.reboot_downtime)
+            self._reboot_pending = False
+
+    def stop(self, *, force: bool = False) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.should_exit = True
+            self._server.force_exit = force
+
+    # The power interface used by firmwaremanagement.cgi.
+    def request_reboot(self) -> bool:
+        """Claim the reboot; False when one is already under way."""
+        if self._reboot_pending or self._stopping.is_set():
+            return False
+        self._reboot_pending = True
+        return True
+
+    async def reboot(self) -> None:
+        """Carry out a claimed reboot; called once the reply has been sent."""
+        if self.options.reboot_command:
+            await self._run_reboot_command(self.options.reboot_command)
+        elif self._server is not None:
+            self._server.should_exit = True
+
+    async def _run_reboot_command(self, command: str) -> None:
+        assert self.device is not None
+        self.device.syslog.log(Severity.NOTICE, f"rebooting with: {command}")
+        await self.device.syslog.flush()
+        process = await asyncio.create_subprocess_shell(command)
+        code = await process.wait()
+        # Still running: the command did not take the machine down.
+        self._reboot_pending = False
+        if code != 0:
+            self.device.syslog.log(Severity.ERROR, f"reboot command failed with exit code {code}")
+
+
+async def serve(servers: Sequence[DeviceServer]) -> None:
+    """Run every device server until SIGTERM or SIGINT (a second one forces the exit)."""
+    loop = asyncio.get_running_loop()
+    signals_seen = 0
+
+    def on_signal() -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        for server in servers:
+            server.stop(force=signals_seen > 1)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        await asyncio.gather(*(server.run() for server in servers))
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
