@@ -80,7 +80,8 @@ def test_accepts(type_name: str, value: Any) -> None:
         ("Level", -3, "at least -2"),
         ("Level", 3, "at most 2"),
         ("Level", True, "integer, not boolean"),
-        ("Level", 1.0, "integer, not number"),
+        ("Level", 1.5, "integer, not a number with a fraction"),
+        ("Level", 3.0, "at most 2"),
         ("Level", "1", "integer, not string"),
         ("Ratio", 1.5, "at most 1"),
         ("Ratio", False, "number, not boolean"),
@@ -141,7 +142,7 @@ def test_ecma_dot_never_matches_a_line_terminator(text: str) -> None:
 
 @given(st.one_of(st.integers(), st.floats(allow_nan=False), st.booleans(), st.text(), st.none()))
 def test_integer_accepts_exactly_json_integers_in_range(value: Any) -> None:
-    ok = type(value) is int and -2 <= value <= 2
+    ok = type(value) in (int, float) and float(value).is_integer() and -2 <= value <= 2
     try:
         check("Level", value)
         assert ok

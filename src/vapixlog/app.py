@@ -9,9 +9,11 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from vapixlog import web
 from vapixlog.apis import log as log_api
 from vapixlog.auth import AuthMiddleware, DigestAuthority, UserStore
-from vapixlog.cgi import firmware, systemlog
+from vapixlog.cgi import firmware, serverreport, systemlog
+from vapixlog.dca import discovery
 from vapixlog.dca.rest import DEFAULT_MAX_BODY, DcaApp
 from vapixlog.device import Device
 
@@ -33,10 +35,17 @@ def create_app(
         finally:
             await device.stop()
 
-    dca = DcaApp([log_api.bind(device)], max_body=max_body)
+    apis = [log_api.bind(device)]
     routes = [
-        Route("/config/rest/{path:path}", dca),
+        Route("/config/rest/{path:path}", DcaApp(apis, max_body=max_body)),
+        *discovery.routes(apis, firmware=device.firmware),
+        *web.routes(),
         Route("/axis-cgi/systemlog.cgi", systemlog.endpoint(device), methods=["GET"]),
+        Route(
+            "/axis-cgi/serverreport.cgi",
+            serverreport.endpoint(device),
+            methods=serverreport.ROUTE_METHODS,
+        ),
         Route(
             "/axis-cgi/firmwaremanagement.cgi",
             firmware.endpoint(device, power),
@@ -48,5 +57,6 @@ def create_app(
         store=users,
         digest=DigestAuthority(users.realm),
         on_failure=device.audit_auth_failure,
+        on_throttle=device.audit_warning,
     )
     return Starlette(routes=routes, middleware=[auth], lifespan=lifespan)

@@ -17,10 +17,11 @@ from vapixlog.dca.model import Entity, Model
 
 @dataclass(frozen=True)
 class RequestContext:
-    """Who is asking, passed to every handler."""
+    """Who is asking and about which map items, passed to every handler."""
 
     user: User
     client: str  # the client's address, for audit entries
+    keys: tuple[str, ...] = ()  # keys of the map items along the path, outermost first
 
 
 @dataclass
@@ -35,6 +36,9 @@ class Result:
 Getter = Callable[[RequestContext], Awaitable[Any]]
 Setter = Callable[[RequestContext, Any], Awaitable[Result | None]]
 Trigger = Callable[[RequestContext, Any], Awaitable[Result | None]]
+KeyLister = Callable[[RequestContext], Awaitable[list[str]]]
+Adder = Callable[[RequestContext, dict[str, Any]], Awaitable[Result | None]]
+Remover = Callable[[RequestContext], Awaitable[Result | None]]
 F = TypeVar("F")
 
 
@@ -45,6 +49,10 @@ class Handlers:
         self.getters: dict[str, Getter] = {}
         self.setters: dict[str, Setter] = {}
         self.triggers: dict[str, Trigger] = {}
+        # Map entities: the keys of their items, and adding and removing items.
+        self.key_listers: dict[str, KeyLister] = {}
+        self.adders: dict[str, Adder] = {}
+        self.removers: dict[str, Remover] = {}
 
     def getter(self, path: str) -> Callable[[Getter], Getter]:
         return _register(self.getters, path)
@@ -54,6 +62,15 @@ class Handlers:
 
     def trigger(self, path: str) -> Callable[[Trigger], Trigger]:
         return _register(self.triggers, path)
+
+    def keys(self, path: str) -> Callable[[KeyLister], KeyLister]:
+        return _register(self.key_listers, path)
+
+    def adder(self, path: str) -> Callable[[Adder], Adder]:
+        return _register(self.adders, path)
+
+    def remover(self, path: str) -> Callable[[Remover], Remover]:
+        return _register(self.removers, path)
 
 
 def _register(table: dict[str, F], path: str) -> Callable[[F], F]:
@@ -78,25 +95,38 @@ class BoundApi:
         return (self.model.version_segment, *self.aliases)
 
     def _check(self) -> None:
-        wanted_get, wanted_set, wanted_trigger = set(), set(), set()
+        wanted: dict[str, set[str]] = {kind: set() for kind in _HANDLER_KINDS}
         for entity in _walk(self.model.root):
+            if entity.collection == "map":
+                wanted["keys"].add(entity.path)
+                if entity.add:
+                    wanted["adder"].add(entity.path)
+                if entity.remove:
+                    wanted["remover"].add(entity.path)
             for prop in entity.properties.values():
                 if prop.get:
-                    wanted_get.add(prop.path)
+                    wanted["getter"].add(prop.path)
                 if prop.set:
-                    wanted_set.add(prop.path)
+                    wanted["setter"].add(prop.path)
             for action in entity.actions.values():
                 if action.trigger:
-                    wanted_trigger.add(action.path)
-        for kind, wanted, have in (
-            ("getter", wanted_get, self.handlers.getters),
-            ("setter", wanted_set, self.handlers.setters),
-            ("trigger", wanted_trigger, self.handlers.triggers),
-        ):
-            if missing := wanted - have.keys():
+                    wanted["trigger"].add(action.path)
+        for kind, attribute in _HANDLER_KINDS.items():
+            have: dict[str, Any] = getattr(self.handlers, attribute)
+            if missing := wanted[kind] - have.keys():
                 raise ModelError(f"{self.model.id}: no {kind} for {sorted(missing)}")
-            if unknown := have.keys() - wanted:
+            if unknown := have.keys() - wanted[kind]:
                 raise ModelError(f"{self.model.id}: {kind} for unknown paths {sorted(unknown)}")
+
+
+_HANDLER_KINDS = {
+    "getter": "getters",
+    "setter": "setters",
+    "trigger": "triggers",
+    "keys": "key_listers",
+    "adder": "adders",
+    "remover": "removers",
+}
 
 
 def _walk(entity: Entity) -> Iterator[Entity]:

@@ -174,16 +174,19 @@ def _string(_: TypeCompiler, spec: Mapping[str, Any]) -> Validator:
 
 
 def _numeric(kind: str) -> Callable[[TypeCompiler, Mapping[str, Any]], Validator]:
-    accepted: tuple[type, ...] = (int,) if kind == "integer" else (int, float)
-
     def build(_: TypeCompiler, spec: Mapping[str, Any]) -> Validator:
         minimum, maximum = spec.get("minimum"), spec.get("maximum")
         enum = _enum(spec)
 
         def check(value: Any, path: str, strict: bool) -> Any:
             # bool is a subclass of int in Python; JSON true is not a number.
-            if isinstance(value, bool) or not isinstance(value, accepted):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise _fail(path, f"must be an {kind}, not {_type_name(value)}")
+            if kind == "integer" and isinstance(value, float):
+                # As in JSON Schema, an integer is a number without a fraction: 6.0 is 6.
+                if not value.is_integer():
+                    raise _fail(path, "must be an integer, not a number with a fraction")
+                value = int(value)
             if minimum is not None and value < minimum:
                 raise _fail(path, f"must be at least {minimum}")
             if maximum is not None and value > maximum:

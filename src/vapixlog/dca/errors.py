@@ -49,6 +49,10 @@ class MalformedRequestError(DcaError):
     code, status, prefix = 6, 400, "Malformed request"
 
 
+class ConflictError(DcaError):
+    code, status, prefix = 11, 409, "Conflict"
+
+
 class PayloadTooLargeError(DcaError):
     code, status, prefix = 7, 413, "Request body too large"
 

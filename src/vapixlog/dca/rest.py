@@ -22,23 +22,29 @@ from vapixlog.dca import envelope
 from vapixlog.dca.binding import BoundApi, RequestContext, Result
 from vapixlog.dca.errors import (
     AuthenticationError,
+    ConflictError,
     DcaError,
     InternalError,
     MalformedRequestError,
     MethodNotAllowedError,
-    NotFoundError,
     PayloadTooLargeError,
-    PermissionDeniedError,
     UnsupportedMediaTypeError,
     ValidationError,
 )
-from vapixlog.dca.model import Action, Entity, Operation, Property
+from vapixlog.dca.model import Action, Property
+from vapixlog.dca.resources import (
+    ensure_items_exist,
+    entity_changes,
+    new_item,
+    read_collection,
+    read_entity,
+    require,
+    resolve,
+)
 
 log = logging.getLogger(__name__)
-PREFIX = "/config/rest/"
 DEFAULT_MAX_BODY = 64 * 1024
 _ABSENT: Any = object()
-Node = Entity | Property | Action
 
 
 class DcaApp:
@@ -68,72 +74,60 @@ class DcaApp:
         user = request.scope.get("vapixlog.user")
         if not isinstance(user, User):
             raise AuthenticationError()
-        api, node = self._resolve(request.url.path)
-        ctx = RequestContext(user, request.client.host if request.client else "unknown")
+        path = request.url.path
+        target = resolve(self.apis, request.scope.get("raw_path", b"").decode("latin-1") or path)
+        client = request.client.host if request.client else "unknown"
+        ctx = RequestContext(user, client, target.keys)
+        await ensure_items_exist(target, ctx, path)
         strict = _strict(request)
-        method = request.method
+        handlers, node, method = target.api.handlers, target.node, request.method
         if isinstance(node, Property):
             if method == "GET" and node.get:
-                _require(user, node.get, f"reading {node.path}")
-                return envelope.success(await api.handlers.getters[node.path](ctx))
+                require(user, node.get, f"reading {node.path}")
+                return envelope.success(await handlers.getters[node.path](ctx))
             if method in ("PATCH", "PUT") and node.set:
-                _require(user, node.set, f"setting {node.path}")
+                require(user, node.set, f"setting {node.path}")
                 value = node.validate(await self._read_data(request, strict), "data", strict)
-                return _reply(await api.handlers.setters[node.path](ctx, value))
-            raise _not_allowed(
-                request, ["GET"] * bool(node.get) + ["PATCH", "PUT"] * bool(node.set)
-            )
+                return _reply(await handlers.setters[node.path](ctx, value))
+            raise _not_allowed(request, _allowed(get=node.get, set=node.set))
         if isinstance(node, Action):
             if method in ("POST", "PUT") and node.trigger:
-                _require(user, node.trigger, f"triggering {node.path}")
+                require(user, node.trigger, f"triggering {node.path}")
                 data = await self._read_data(request, strict, optional=node.validate is None)
                 data = _validate_action_input(node, data, strict)
-                return _reply(await api.handlers.triggers[node.path](ctx, data))
-            raise _not_allowed(request, ["POST", "PUT"] * bool(node.trigger))
+                return _reply(await handlers.triggers[node.path](ctx, data))
+            raise _not_allowed(request, _allowed(trigger=node.trigger))
+        name = node.path or target.api.model.id
+        if target.collection:
+            if method == "GET" and node.get:
+                require(user, node.get, f"reading {name}")
+                return envelope.success(await read_collection(target.api, node, ctx))
+            if method == "POST" and node.add:
+                require(user, node.add, f"adding to {name}")
+                item = new_item(node, await self._read_data(request, strict), strict)
+                key = item[node.key_property or ""]
+                if key in await handlers.key_listers[node.path](ctx):
+                    raise ConflictError(f"{name} already has an item {key!r}")
+                return _reply(await handlers.adders[node.path](ctx, item), status=201)
+            raise _not_allowed(request, _allowed(get=node.get, add=node.add))
         if method == "GET" and node.get:
-            _require(user, node.get, f"reading {node.path or api.model.id}")
-            return envelope.success(await self._get_entity(api, node, ctx))
+            require(user, node.get, f"reading {name}")
+            return envelope.success(await read_entity(target.api, node, ctx))
         if method in ("PATCH", "PUT") and node.settable:
-            data = await self._read_data(request, strict)
-            changes = _entity_changes(node, data, "data", user, strict)
+            changes = entity_changes(
+                node, await self._read_data(request, strict), "data", user, strict
+            )
             warnings: list[str] = []
             for prop, value in changes:
-                result = await api.handlers.setters[prop.path](ctx, value)
+                result = await handlers.setters[prop.path](ctx, value)
                 warnings += result.warnings if result else []
             return envelope.success(warnings=warnings)
-        raise _not_allowed(request, ["GET"] * bool(node.get) + ["PATCH", "PUT"] * node.settable)
-
-    def _resolve(self, path: str) -> tuple[BoundApi, Node]:
-        segments = path[len(PREFIX) :].split("/")
-        if segments[-1] == "":
-            segments.pop()  # a trailing slash names the same resource
-        api = self.apis.get((segments[0], segments[1])) if len(segments) >= 2 else None
-        if api is None:
-            raise NotFoundError(path)
-        node: Node = api.model.root
-        for segment in segments[2:]:
-            child = None
-            if isinstance(node, Entity):
-                child = (
-                    node.entities.get(segment)
-                    or node.properties.get(segment)
-                    or node.actions.get(segment)
-                )
-            if child is None:
-                raise NotFoundError(path)
-            node = child
-        return api, node
-
-    async def _get_entity(self, api: BoundApi, entity: Entity, ctx: RequestContext) -> Any:
-        """The entity's gettable properties and sub-entities the user may read."""
-        data: dict[str, Any] = {}
-        for prop in entity.properties.values():
-            if prop.get and ctx.user.role.grants(prop.get.roles):
-                data[prop.name] = await api.handlers.getters[prop.path](ctx)
-        for child in entity.entities.values():
-            if child.get and ctx.user.role.grants(child.get.roles):
-                data[child.name] = await self._get_entity(api, child, ctx)
-        return data
+        is_item = node.collection == "map"
+        if method == "DELETE" and is_item and node.remove:
+            require(user, node.remove, f"removing from {name}")
+            return _reply(await handlers.removers[node.path](ctx))
+        remove = node.remove if is_item else None
+        raise _not_allowed(request, _allowed(get=node.get, set=node.settable, remove=remove))
 
     async def _read_data(self, request: Request, strict: bool, *, optional: bool = False) -> Any:
         """The `data` member of a JSON body of at most `max_body` bytes."""
@@ -173,31 +167,26 @@ def _validate_action_input(action: Action, data: Any, strict: bool) -> Any:
     return {}
 
 
-def _entity_changes(
-    entity: Entity, data: Any, path: str, user: User, strict: bool
-) -> list[tuple[Property, Any]]:
-    """Validate a partial entity update whole before any of it is applied."""
-    if not isinstance(data, dict):
-        raise ValidationError(f"{path}: must be an object")
-    changes: list[tuple[Property, Any]] = []
-    for key, value in data.items():
-        where = f"{path}.{key}"
-        if (prop := entity.properties.get(key)) is not None:
-            if prop.set is None:
-                raise ValidationError(f"{where}: property is not settable")
-            _require(user, prop.set, f"setting {prop.path}")
-            changes.append((prop, prop.validate(value, where, strict)))
-        elif (child := entity.entities.get(key)) is not None:
-            changes += _entity_changes(child, value, where, user, strict)
-        elif strict:
-            raise ValidationError(f"{where}: unknown field")
-    return changes
-
-
-def _require(user: User, operation: Operation, what: str) -> None:
-    if not user.role.grants(operation.roles):
-        roles = " or ".join(sorted(operation.roles))
-        raise PermissionDeniedError(f"{what} requires the {roles} role")
+def _allowed(
+    *,
+    get: object = None,
+    set: object = None,
+    trigger: object = None,
+    add: object = None,
+    remove: object = None,
+) -> list[str]:
+    """The methods of the operations that exist, in a fixed order, for the `Allow` header."""
+    methods = []
+    for operation, names in (
+        (get, ["GET"]),
+        (add, ["POST"]),
+        (set, ["PATCH", "PUT"]),
+        (trigger, ["POST", "PUT"]),
+        (remove, ["DELETE"]),
+    ):
+        if operation:
+            methods += names
+    return methods
 
 
 def _not_allowed(request: Request, allow: list[str]) -> MethodNotAllowedError:
@@ -219,9 +208,9 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-def _reply(result: Result | None) -> Response:
+def _reply(result: Result | None, *, status: int = 200) -> Response:
     if result is None:
-        return envelope.success()
+        return envelope.success(status=status)
     if result.has_data:
-        return envelope.success(result.data, warnings=result.warnings)
-    return envelope.success(warnings=result.warnings)
+        return envelope.success(result.data, warnings=result.warnings, status=status)
+    return envelope.success(warnings=result.warnings, status=status)
