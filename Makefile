@@ -17,9 +17,16 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
+# The tests also use Debian's curl (an HTTP client) and chromium (driven by Playwright; no
+# browser download).
+DEBIAN_TEST_PACKAGES := curl chromium
+
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
-	@command -v curl >/dev/null || (apt-get update -q && apt-get install -y -q curl)
+	@missing=$$(for p in $(DEBIAN_TEST_PACKAGES); do command -v $$p >/dev/null || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
 	touch $@
 
 serve: $(VENV)/.installed-run
@@ -35,3 +42,8 @@ test: lint
 
 clean:
 	rm -rf $(VENV) $(STATE_DIR) .pytest_cache .mypy_cache .ruff_cache
+
+# SIGKILL a loaded server 200 times; checks that no acknowledged entry is lost, doubled or torn.
+.PHONY: crash-test
+crash-test: $(VENV)/.installed-test
+	$(BIN)/python tests/crashtest.py --kills 200 $(CRASH_ARGS)
