@@ -12,6 +12,7 @@ from starlette.routing import Route
 from vapixlog import web
 from vapixlog.apis import log as log_api
 from vapixlog.auth import AuthMiddleware, DigestAuthority, UserStore
+from vapixlog.auth.throttle import LoginPolicy
 from vapixlog.cgi import firmware, serverreport, systemlog
 from vapixlog.dca import discovery
 from vapixlog.dca.rest import DEFAULT_MAX_BODY, DcaApp
@@ -58,5 +59,6 @@ def create_app(
         digest=DigestAuthority(users.realm),
         on_failure=device.audit_auth_failure,
         on_throttle=device.audit_warning,
+        login_policy=LoginPolicy(),
     )
     return Starlette(routes=routes, middleware=[auth], lifespan=lifespan)

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 
 import platformdirs
 
+from vapixlog.ratelimit import DEFAULT_WRITE_RATE, Rate, parse_rate
 from vapixlog.syslog.system_log import LogLimits
 
 if TYPE_CHECKING:
     from vapixlog.auth import UserStore
+    from vapixlog.tls import TlsFiles
 
 _SIZE = re.compile(r"(\d+)\s*([KMGT]?)i?B?", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -32,8 +34,28 @@ def parse_size(text: str) -> int:
     return int(match[1]) * _UNITS[match[2].upper()]
 
 
+def _rate_limit(text: str) -> Rate | None:
+    try:
+        return parse_rate(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def default_state_dir() -> Path:
     return Path(os.environ.get("VAPIXLOG_STATE_DIR") or platformdirs.user_data_dir("vapixlog"))
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, not {text!r}")
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--persistent-file-size", type=parse_size, default=limits.persistent_file_bytes
     )
     serve.add_argument("--keep-free", type=parse_size, default=limits.keep_free_bytes)
+    serve.add_argument(
+        "--rate-limit",
+        type=_rate_limit,
+        default=DEFAULT_WRITE_RATE,
+        metavar="N/SECONDS",
+        help=f"writeMessage calls per user and client address: bursts of N, N more every "
+        f"SECONDS; 'off' for none (default {DEFAULT_WRITE_RATE})",
+    )
     serve.add_argument("--max-body", type=parse_size, default=64 << 10)
     serve.add_argument(
         "--reboot-downtime",
@@ -67,6 +97,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--reboot-command",
         metavar="CMD",
         help="on real hardware: run CMD to reboot instead of emulating the reboot",
+    )
+    serve.add_argument("--tls-cert", type=Path, metavar="FILE", help="serve HTTPS: PEM certificate")
+    serve.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key of --tls-cert")
+    serve.add_argument(
+        "--tls-self-signed",
+        action="store_true",
+        help="serve HTTPS with a self-signed certificate kept in <state-dir>/tls",
+    )
+    serve.add_argument(
+        "--request-timeout",
+        type=_positive(float),
+        default=10.0,
+        metavar="SECONDS",
+        help="close a connection whose request (headers and body) takes longer to arrive",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        default=1000,
+        metavar="N",
+        help="connections served at once; a request on one more gets 503",
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
@@ -98,6 +149,7 @@ def _serve(args: argparse.Namespace) -> int:
     from vapixlog.auth import ensure_admin
     from vapixlog.device import DeviceConfig
     from vapixlog.server import DeviceServer, ServeOptions, serve
+    from vapixlog.tls import TlsError
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(message)s")
     limits = LogLimits(
@@ -109,9 +161,20 @@ def _serve(args: argparse.Namespace) -> int:
     if args.serial and not re.fullmatch(r"[0-9A-Fa-f]{12}", args.serial):
         print("vapixlog: --serial takes 12 hex digits", file=sys.stderr)
         return 2
+    if (args.tls_cert is None) != (args.tls_key is None):
+        print("vapixlog: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    if args.tls_self_signed and args.tls_cert is not None:
+        print("vapixlog: use either --tls-cert/--tls-key or --tls-self-signed", file=sys.stderr)
+        return 2
     state_dir = args.state_dir or default_state_dir()
-    config = DeviceConfig(state_dir, args.serial, args.hostname, limits)
+    config = DeviceConfig(state_dir, args.serial, args.hostname, limits, rate_limit=args.rate_limit)
     users = open_users(state_dir, serial=args.serial, hostname=args.hostname)
+    try:
+        tls = _tls_files(args, state_dir)
+    except TlsError as exc:
+        print(f"vapixlog: TLS: {exc}", file=sys.stderr)
+        return 1
     password = ensure_admin(users, os.environ.get("VAPIXLOG_ADMIN_PASSWORD"))
     if password:
         print(
@@ -124,11 +187,32 @@ def _serve(args: argparse.Namespace) -> int:
         max_body=args.max_body,
         reboot_downtime=args.reboot_downtime,
         reboot_command=args.reboot_command,
+        tls_certfile=str(tls.certfile) if tls else None,
+        tls_keyfile=str(tls.keyfile) if tls else None,
+        request_timeout=args.request_timeout,
+        max_connections=args.max_connections,
     )
+    if tls:
+        print(f"TLS certificate {tls.certfile}, SHA-256 fingerprint {tls.fingerprint}", flush=True)
     server = DeviceServer(config, users, port=args.port, options=options)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(serve([server]))
     return 0
+
+
+def _tls_files(args: argparse.Namespace, state_dir: Path) -> TlsFiles | None:
+    """The certificate and key to serve HTTPS with, None for plain HTTP; raises TlsError."""
+    from vapixlog import tls
+    from vapixlog.device import Identity
+
+    if args.tls_cert is not None:
+        return tls.load_pair(args.tls_cert, args.tls_key)
+    if not args.tls_self_signed:
+        return None
+    identity = Identity.load_or_create(
+        state_dir / "identity.json", serial=args.serial, hostname=args.hostname
+    )
+    return tls.self_signed(state_dir / "tls", identity.hostname)
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

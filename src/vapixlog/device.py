@@ -8,6 +8,7 @@ entries that name who did it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -18,9 +19,11 @@ from typing import Any
 import orjson
 
 from vapixlog.files import write_atomic
+from vapixlog.ratelimit import DEFAULT_WRITE_RATE, Rate, WriteLimiter
 from vapixlog.severity import Severity
 from vapixlog.syslog.system_log import AUDIT_TAG, LogLimits, SystemLog
 
+_log = logging.getLogger(__name__)
 AXIS_OUI = "ACCC8E"  # the MAC prefix of Axis devices; serials are the MAC in hex
 
 
@@ -58,6 +61,7 @@ class DeviceConfig:
     serial: str | None = None
     hostname: str | None = None
     limits: LogLimits = field(default_factory=LogLimits)
+    rate_limit: Rate | None = DEFAULT_WRITE_RATE  # writeMessage per (user, address)
 
 
 class Device:
@@ -76,13 +80,18 @@ class Device:
         self._state_lock = asyncio.Lock()
         self._stop_reason = "shutdown"
         self.syslog: SystemLog
+        self.write_limiter: WriteLimiter
 
     async def start(self) -> None:
         """Cold start: recover the persistent log, begin a boot session, log the boot."""
         previous = _read_json(self._boot_path)
         self.boot_id = uuid.uuid4().hex
         self.started_at = asyncio.get_running_loop().time()
-        _write_json(self._boot_path, {"boot_id": self.boot_id, "clean_shutdown": False})
+        try:  # a full disk must not keep the device from booting
+            _write_json(self._boot_path, {"boot_id": self.boot_id, "clean_shutdown": False})
+            boot_error: OSError | None = None
+        except OSError as error:
+            boot_error = error
         settings = _read_json(self._settings_path)
         self.syslog = SystemLog(
             hostname=self.identity.hostname,
@@ -91,6 +100,7 @@ class Device:
             limits=self.config.limits,
         )
         self.syslog.open(persistent_enabled=settings.get("persistent_enabled") is True)
+        self.write_limiter = WriteLimiter(self.config.rate_limit, report=self._warn)
         self.syslog.log(
             Severity.NOTICE,
             f"{self.firmware} starting on {self.identity.hostname} "
@@ -107,6 +117,12 @@ class Device:
                 )
         state = "on" if self.syslog.persistent_enabled else "off"
         self.syslog.log(Severity.INFO, f"persistent logging is {state}")
+        if boot_error is not None:
+            self.syslog.log(
+                Severity.WARNING,
+                f"cannot record this boot in {self._boot_path.name}: {boot_error}; "
+                "the next boot cannot tell how this one ended",
+            )
 
     async def prepare_reboot(self, *, actor: str) -> None:
         """Audit a reboot request; the shutdown that follows is logged as a reboot."""
@@ -115,28 +131,47 @@ class Device:
 
     async def stop(self) -> None:
         """Orderly shutdown: log it, write out the journal, mark the boot as ended cleanly."""
+        self.write_limiter.close()  # pending "suppressed N messages" entries
         self.syslog.log(
             Severity.NOTICE, f"{self._stop_reason}: ending boot {self.boot_id}, shutting down"
         )
         await self.syslog.close()
-        _write_json(self._boot_path, {"boot_id": self.boot_id, "clean_shutdown": True})
+        try:
+            _write_json(self._boot_path, {"boot_id": self.boot_id, "clean_shutdown": True})
+        except OSError as error:  # e.g. a full disk: the shutdown itself still succeeds
+            _log.warning("cannot record the clean shutdown in %s: %s", self._boot_path, error)
 
     def uptime(self) -> float:
         return asyncio.get_running_loop().time() - self.started_at
 
-    async def set_persistent(self, enabled: bool, *, actor: str) -> None:
+    async def set_persistent(self, enabled: bool, *, actor: str) -> str | None:
+        """Turn persistent logging on or off; a warning when the setting was not saved."""
         async with self._state_lock:
             if enabled == self.syslog.persistent_enabled:
-                return
+                return None
             if enabled:
-                await asyncio.to_thread(self._save_settings, enabled)
+                warning = await self._try_save_settings(enabled)
                 await self.syslog.set_persistent(True)
                 await self.audit(f"persistent logging enabled by {actor} (boot {self.boot_id})")
             else:
                 # Audited first, so the persistent log itself records where it stops.
                 await self.audit(f"persistent logging disabled by {actor} (boot {self.boot_id})")
                 await self.syslog.set_persistent(False)
-                await asyncio.to_thread(self._save_settings, enabled)
+                warning = await self._try_save_settings(enabled)
+            return warning
+
+    async def _try_save_settings(self, enabled: bool) -> str | None:
+        """Save the setting; on a full disk (or any I/O error) it applies until the restart."""
+        try:
+            await asyncio.to_thread(self._save_settings, enabled)
+        except OSError as error:
+            warning = (
+                f"the setting could not be saved ({error.strerror or error}); "
+                "it applies until the next restart"
+            )
+            self.syslog.log(Severity.WARNING, f"persistent logging setting not saved: {warning}")
+            return warning
+        return None
 
     async def clear_persistent_log(self, *, actor: str) -> None:
         async with self._state_lock:
@@ -145,6 +180,12 @@ class Device:
 
     async def audit(self, message: str) -> None:
         await self.syslog.write(Severity.NOTICE, message, tag=AUDIT_TAG)
+
+    def audit_warning(self, message: str) -> None:
+        self.syslog.log(Severity.WARNING, message, tag=AUDIT_TAG)
+
+    def _warn(self, message: str) -> None:
+        self.syslog.log(Severity.WARNING, message)
 
     def audit_auth_failure(self, user: str | None, client: str, reason: str) -> None:
         who = f"user {user!r}" if user else "a client"

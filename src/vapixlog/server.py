@@ -20,6 +20,7 @@ import uvicorn
 from vapixlog.app import create_app
 from vapixlog.auth import UserStore
 from vapixlog.device import Device, DeviceConfig
+from vapixlog.protocol import DEFAULT_REQUEST_TIMEOUT, http_protocol
 from vapixlog.severity import Severity
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,10 @@ class ServeOptions:
     max_body: int = 64 << 10
     reboot_downtime: float = 2.0
     reboot_command: str | None = None  # on real hardware: run this instead of emulating
+    tls_certfile: str | None = None  # PEM files; both set: serve HTTPS
+    tls_keyfile: str | None = None
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT  # a whole request must arrive within
+    max_connections: int = 1000  # served at once; a request on one more gets 503
 
 
 class _UvicornServer(uvicorn.Server):
@@ -67,6 +72,11 @@ class DeviceServer:
                 log_config=None,
                 access_log=False,
                 timeout_graceful_shutdown=5,
+                http=http_protocol(self.options.request_timeout),
+                # uvicorn counts the connection being checked too: N + 1 serves N at once.
+                limit_concurrency=self.options.max_connections + 1,
+                ssl_certfile=self.options.tls_certfile,
+                ssl_keyfile=self.options.tls_keyfile,
             )
             self._server = _UvicornServer(config)
             await self._server.serve()

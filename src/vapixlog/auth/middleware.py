@@ -6,6 +6,7 @@ untouched and the per-request cost stays at a header lookup plus a dict hit or a
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -17,7 +18,9 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vapixlog.auth.digest import DigestAuthority
+from vapixlog.auth.throttle import LoginPolicy, LoginThrottle
 from vapixlog.auth.users import User, UserStore
+from vapixlog.ratelimit import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,7 @@ _RELOAD_INTERVAL = 1.0
 _CONFIG_PREFIX = "/config/"
 
 FailureHook = Callable[[str | None, str, str], None]
+AuditHook = Callable[[str], None]
 
 
 class AuthMiddleware:
@@ -38,6 +42,14 @@ class AuthMiddleware:
     public_paths(path) -> True lets a request through without credentials (no user set).
     on_failure(username or None, client host, reason) is called for failed logins:
     credentials given but wrong or unparseable; not for a missing header or a stale nonce.
+
+    Failed logins are throttled per client address by `login_policy` (None: not at all;
+    the device's app passes the default `LoginPolicy()`): after `free_failures` consecutive
+    failures the 401 is sent only after a growing delay (`asyncio.sleep`, so other clients
+    go on), attempts beyond `max_pending` delayed answers per address get 429 (code 9,
+    Retry-After) without their credentials being checked, and a success resets the address.
+    Only the first `free_failures` failures of an episode reach `on_failure`;
+    `on_throttle(message)` audits the start of the episode and a summary at its end.
     """
 
     def __init__(
@@ -48,6 +60,8 @@ class AuthMiddleware:
         digest: DigestAuthority,
         public_paths: Callable[[str], bool] | None = None,
         on_failure: FailureHook | None = None,
+        on_throttle: AuditHook | None = None,
+        login_policy: LoginPolicy | None = None,
     ) -> None:
         if digest.realm != store.realm:
             raise ValueError("DigestAuthority realm differs from the user store realm")
@@ -56,6 +70,9 @@ class AuthMiddleware:
         self.digest = digest
         self.public_paths = public_paths
         self.on_failure = on_failure
+        self.on_throttle = on_throttle
+        self.throttle = None if login_policy is None else LoginThrottle(login_policy)
+        self._expiry: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
         # Basic header value -> User. Only successes are cached, and the whole cache is
         # dropped when the user set changes (generation), so a removed user is out at once.
         self._basic_cache: OrderedDict[bytes, User] = OrderedDict()
@@ -74,6 +91,11 @@ class AuthMiddleware:
 
         self._maybe_reload()
         header = _find_header(scope.get("headers", ()), b"authorization")
+        throttle = self.throttle
+        host = _client_host(scope)
+        if header and throttle is not None and (wait := throttle.admit(host)) is not None:
+            await self._refuse(send, kind, path, host, wait)
+            return
         try:
             user, given, stale = self._authenticate(scope, header)
         except Exception:
@@ -82,14 +104,27 @@ class AuthMiddleware:
             log.exception("authentication crashed; refusing the request")
             user, given, stale = None, True, False
         if user is not None:
+            if throttle is not None and throttle.tracking(host):
+                self._audit(throttle.success(host))
             scope[USER_SCOPE_KEY] = user
             await self.app(scope, receive, send)
-        elif kind == "websocket":
+            return
+        failed = given and not stale
+        if failed and throttle is not None:
+            delay, messages = throttle.failure(host)
+            self._audit(messages)
+            self._arm_expiry()
+            if delay > 0:
+                try:  # the slot reserved by failure() is held while waiting
+                    await asyncio.sleep(delay)
+                finally:
+                    throttle.release(host)
+        if kind == "websocket":
             # Before accept, a close makes the server answer 403; a websocket handshake
             # cannot carry our 401 challenge without an extension, so keep it simple.
             await send({"type": "websocket.close", "code": 1008})
         else:
-            await self._send_401(send, path, failed=given and not stale, stale=stale)
+            await self._send_401(send, path, failed=failed, stale=stale)
 
     # -- authentication --------------------------------------------------------------
 
@@ -156,9 +191,60 @@ class AuthMiddleware:
     def _fail(self, scope: Scope, username: str | None, reason: str) -> None:
         if self.on_failure is None:
             return
-        client = scope.get("client")
-        host = str(client[0]) if client else "unknown"
+        host = _client_host(scope)
+        if self.throttle is not None and self.throttle.throttled(host):
+            return  # summarised when the throttling episode ends
         self.on_failure(username, host, reason)
+
+    # -- failed-login throttling -----------------------------------------------------
+
+    def _audit(self, messages: list[str]) -> None:
+        if self.on_throttle is not None:
+            for message in messages:
+                self.on_throttle(message)
+
+    def _arm_expiry(self) -> None:
+        """A timer that ends quiet throttling episodes (with their summary) on time."""
+        assert self.throttle is not None
+        loop = asyncio.get_running_loop()
+        if self._expiry is not None:
+            armed_loop, handle = self._expiry
+            if armed_loop is loop and not handle.cancelled():
+                return
+        when = self.throttle.next_expiry()
+        if when is None:
+            self._expiry = None
+            return
+        delay = max(0.0, when - self.throttle.clock()) + 0.05
+        self._expiry = (loop, loop.call_later(delay, self._on_expiry))
+
+    def _on_expiry(self) -> None:
+        self._expiry = None
+        assert self.throttle is not None
+        self._audit(self.throttle.expire())
+        self._arm_expiry()
+
+    async def _refuse(self, send: Send, kind: str, path: str, host: str, wait: float) -> None:
+        """429: too many delayed failures from this address are outstanding."""
+        if kind == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        seconds = retry_after(wait)
+        message = f"Rate limited: too many failed logins from {host}, retry after {seconds} s"
+        if path.startswith(_CONFIG_PREFIX):
+            body = b'{"status":"error","error":{"code":9,"message":"' + message.encode() + b'"}}'
+            ctype = b"application/json"
+        else:
+            body = message.encode() + b"\n"
+            ctype = b"text/plain; charset=utf-8"
+        headers = [
+            (b"retry-after", str(seconds).encode()),
+            (b"content-type", ctype),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     def _maybe_reload(self) -> None:
         now = time.monotonic()
@@ -187,6 +273,11 @@ class AuthMiddleware:
         ]
         await send({"type": "http.response.start", "status": 401, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _client_host(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def _find_header(headers: Any, name: bytes) -> bytes | None:

@@ -154,7 +154,11 @@ class Journal:
         self.dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         recovered = self.dir.parent / RECOVERED_DIR
         for _, path in list_logs(self.dir):
-            done = repair(path, recovered)
+            try:
+                done = repair(path, recovered)
+            except OSError as error:  # a start must never fail because of a damaged file
+                self._notify(Severity.ERROR, f"cannot check persistent log {path.name}: {error}")
+                continue
             if done is not None:
                 self._notify(
                     Severity.WARNING,

@@ -30,12 +30,16 @@ def log_name(seq: int) -> str:
 
 
 def list_logs(directory: Path) -> list[tuple[int, Path]]:
-    """(sequence number, path) of every log file in `directory`, oldest first."""
+    """(sequence number, path) of every log file in `directory`, oldest first.
+
+    Only regular files count: a directory or a dangling symlink that happens to have a log
+    file's name is not ours, and opening it would fail.
+    """
     found = []
     try:
         for path in directory.iterdir():
             match = _NAME.fullmatch(path.name)
-            if match is not None:
+            if match is not None and path.is_file():
                 found.append((int(match.group(1)), path))
     except FileNotFoundError:  # no dir yet, or it is being cleared: no files
         return []

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vapixlog.dca.binding import BoundApi, Handlers, RequestContext, Result
+from vapixlog.dca.errors import RateLimitedError
 from vapixlog.dca.model import Model, load_model
 from vapixlog.severity import Severity
 
@@ -29,6 +30,13 @@ def bind(device: Device) -> BoundApi:
 
     @handlers.trigger("writeMessage")
     async def write_message(ctx: RequestContext, data: dict[str, Any]) -> Result | None:
+        wait = device.write_limiter.check(ctx.user.name, ctx.client)
+        if wait is not None:
+            raise RateLimitedError(
+                f"writeMessage is limited to {device.write_limiter.rate} for user "
+                f"{ctx.user.name} at {ctx.client}; retry after {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
         severity = data.get("severity")
         stored = await device.syslog.write(
             Severity(DEFAULT_SEVERITY if severity is None else severity),
@@ -44,8 +52,9 @@ def bind(device: Device) -> BoundApi:
         return device.syslog.persistent_enabled
 
     @handlers.setter("persistent.enabled")
-    async def set_enabled(ctx: RequestContext, enabled: bool) -> None:
-        await device.set_persistent(enabled, actor=_actor(ctx))
+    async def set_enabled(ctx: RequestContext, enabled: bool) -> Result | None:
+        warning = await device.set_persistent(enabled, actor=_actor(ctx))
+        return Result(warnings=[warning]) if warning else None
 
     @handlers.trigger("persistent.clearLog")
     async def clear_log(ctx: RequestContext, data: dict[str, Any]) -> None:
