@@ -20,6 +20,7 @@ from vapixlog.syslog.system_log import LogLimits
 
 if TYPE_CHECKING:
     from vapixlog.auth import UserStore
+    from vapixlog.server import DeviceServer
     from vapixlog.tls import TlsFiles
 
 _SIZE = re.compile(r"(\d+)\s*([KMGT]?)i?B?", re.IGNORECASE)
@@ -65,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the device service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        metavar="N",
+        help="emulate N independent devices on ports PORT..PORT+N-1 (default 1)",
+    )
     serve.add_argument("--state-dir", type=Path, default=None)
     serve.add_argument("--hostname", help="device hostname (default axis-<serial>)")
     serve.add_argument("--serial", help="12 hex digits (default: random, kept in the state dir)")
@@ -147,8 +155,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from vapixlog.auth import ensure_admin
-    from vapixlog.device import DeviceConfig
-    from vapixlog.server import DeviceServer, ServeOptions, serve
+    from vapixlog.server import (
+        DeviceServer,
+        ServeOptions,
+        device_configs,
+        raise_open_files_limit,
+        serve,
+    )
     from vapixlog.tls import TlsError
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(message)s")
@@ -167,8 +180,20 @@ def _serve(args: argparse.Namespace) -> int:
     if args.tls_self_signed and args.tls_cert is not None:
         print("vapixlog: use either --tls-cert/--tls-key or --tls-self-signed", file=sys.stderr)
         return 2
+    if not 1 <= args.devices <= 10_000 or args.port + args.devices > 65536:
+        print(
+            "vapixlog: --devices takes 1..10000 and the ports must fit below 65536", file=sys.stderr
+        )
+        return 2
     state_dir = args.state_dir or default_state_dir()
-    config = DeviceConfig(state_dir, args.serial, args.hostname, limits, rate_limit=args.rate_limit)
+    configs = device_configs(
+        state_dir,
+        args.devices,
+        serial=args.serial,
+        hostname=args.hostname,
+        limits=limits,
+        rate_limit=args.rate_limit,
+    )
     users = open_users(state_dir, serial=args.serial, hostname=args.hostname)
     try:
         tls = _tls_files(args, state_dir)
@@ -194,10 +219,30 @@ def _serve(args: argparse.Namespace) -> int:
     )
     if tls:
         print(f"TLS certificate {tls.certfile}, SHA-256 fingerprint {tls.fingerprint}", flush=True)
-    server = DeviceServer(config, users, port=args.port, options=options)
+    servers = [
+        DeviceServer(config, users, port=args.port + index, options=options)
+        for index, config in enumerate(configs)
+    ]
+    if len(servers) > 1:
+        raise_open_files_limit(64 * len(servers))
+        _write_fleet_file(state_dir / "devices.txt", servers, tls is not None)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve([server]))
+        runner.run(serve(servers))
     return 0
+
+
+def _write_fleet_file(path: Path, servers: list[DeviceServer], https: bool) -> None:
+    """The devices' URLs, one a line: what `vapixlog capture --devices-file` reads."""
+    scheme = "https" if https else "http"
+    host = servers[0].options.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    lines = [f"{scheme}://{host}:{server.port}" for server in servers]
+    path.write_text("\n".join(lines) + "\n")
+    print(
+        f"{len(servers)} devices on ports {servers[0].port}..{servers[-1].port}; "
+        f"their URLs are in {path}",
+        flush=True,
+    )
 
 
 def _tls_files(args: argparse.Namespace, state_dir: Path) -> TlsFiles | None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 
@@ -21,7 +23,9 @@ from vapixlog.app import create_app
 from vapixlog.auth import UserStore
 from vapixlog.device import Device, DeviceConfig
 from vapixlog.protocol import DEFAULT_REQUEST_TIMEOUT, http_protocol
+from vapixlog.ratelimit import Rate
 from vapixlog.severity import Severity
+from vapixlog.syslog.system_log import LogLimits
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +122,40 @@ class DeviceServer:
         self._reboot_pending = False
         if code != 0:
             self.device.syslog.log(Severity.ERROR, f"reboot command failed with exit code {code}")
+
+
+def device_configs(
+    state_dir: Path,
+    count: int,
+    *,
+    serial: str | None,
+    hostname: str | None,
+    limits: LogLimits,
+    rate_limit: Rate | None,
+) -> list[DeviceConfig]:
+    """One device uses the state dir itself; several use `devices/NNNN/` below it, each with
+    its own identity, settings, boot sessions and logs (the users at the top apply to all).
+    A given serial or hostname is the first device's; the others count up from it."""
+    if count == 1:
+        return [DeviceConfig(state_dir, serial, hostname, limits, rate_limit)]
+    return [
+        DeviceConfig(
+            state_dir / "devices" / f"{index:04d}",
+            f"{int(serial, 16) + index:012X}" if serial else None,
+            f"{hostname}-{index}" if hostname else None,
+            limits,
+            rate_limit,
+        )
+        for index in range(count)
+    ]
+
+
+def raise_open_files_limit(needed: int) -> None:
+    """Many devices need many descriptors (a listening socket, log files, connections)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), hard))
 
 
 async def serve(servers: Sequence[DeviceServer]) -> None:
