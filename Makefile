@@ -33,8 +33,8 @@ serve: $(VENV)/.installed-run
 	$(BIN)/vapixlog serve --host $(HOST) --port $(PORT) --state-dir $(STATE_DIR) $(ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 test: lint
@@ -47,3 +47,16 @@ clean:
 .PHONY: crash-test
 crash-test: $(VENV)/.installed-test
 	$(BIN)/python tests/crashtest.py --kills 200 $(CRASH_ARGS)
+
+# Benchmarks (issue 6; not part of `make test` or CI): the server on core 0, the load
+# generator on core 1. Installs Debian's wrk and the bench-only Python tools if missing.
+BENCH_TOOLS := py-spy pyinstrument granian fastjsonschema jsonschema-rs
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: $(VENV)/.installed-run
+	@command -v wrk >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk)
+	@command -v taskset >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q util-linux)
+	$(BIN)/pip install -q $(BENCH_TOOLS)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/compare.py

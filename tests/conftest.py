@@ -9,8 +9,10 @@ import pytest
 from servers import USERS, Server
 
 
-def start_server(state_dir: Path, *extra_args: str) -> Server:
+def start_server(state_dir: Path, *extra_args: str, port: int | None = None) -> Server:
     server = Server(state_dir, extra_args=list(extra_args))
+    if port is not None:
+        server.port = port
     server.add_users()
     server.start()
     return server

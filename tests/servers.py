@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,6 +27,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_port_block(count: int) -> int:
+    """A first port of `count` free consecutive ports, below the kernel's ephemeral range
+    (32768 and up), where other tests' client connections cannot take one meanwhile."""
+    for _ in range(100):
+        base = random.randrange(20000, 32700 - count)
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(base, base + count):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError(f"no {count} free consecutive ports")
 
 
 def run_cli(*args: str, state_dir: Path) -> subprocess.CompletedProcess[str]:

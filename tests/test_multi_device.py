@@ -10,7 +10,7 @@ import pytest
 
 from conftest import start_server
 from reboots import ADMIN, boot_id, reboot_and_wait
-from servers import USERS, Server
+from servers import USERS, Server, free_port_block
 
 COUNT = 3
 
@@ -25,6 +25,7 @@ def fleet(tmp_path: Path) -> Iterator[list[Server]]:
         "0.5",
         "--serial",
         "ACCC8E000010",
+        port=free_port_block(COUNT),  # consecutive ports, away from ephemeral client ports
     )
     devices = [first] + [
         Server(first.state_dir, port=first.port + index) for index in range(1, COUNT)

@@ -1,4 +1,10 @@
-"""The ASGI application of one device: routes, authentication, start-up and shutdown."""
+"""The ASGI application of one device: routes, authentication, start-up and shutdown.
+
+A request goes through `AuthMiddleware` (who is asking), then `PathPrefixDispatch`: the DCA
+REST API, the hot path of every `writeMessage`, goes straight to `DcaApp`, which answers
+every error itself; everything else (CGIs, discovery, pages, and the lifespan that starts and
+stops the device) goes to a Starlette app with its routes.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vapixlog import web
 from vapixlog.apis import log as log_api
@@ -15,8 +21,25 @@ from vapixlog.auth import AuthMiddleware, DigestAuthority, UserStore
 from vapixlog.auth.throttle import LoginPolicy
 from vapixlog.cgi import firmware, serverreport, systemlog
 from vapixlog.dca import discovery
+from vapixlog.dca.resources import PREFIX
 from vapixlog.dca.rest import DEFAULT_MAX_BODY, DcaApp
 from vapixlog.device import Device
+from vapixlog.web import logs as logs_page
+
+
+class PathPrefixDispatch:
+    """HTTP requests whose path starts with `prefix` go to `app`, all else to `default`."""
+
+    def __init__(self, prefix: str, app: ASGIApp, default: ASGIApp) -> None:
+        self.prefix = prefix
+        self.app = app
+        self.default = default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+        else:
+            await self.default(scope, receive, send)
 
 
 def create_app(
@@ -25,7 +48,7 @@ def create_app(
     *,
     max_body: int = DEFAULT_MAX_BODY,
     power: firmware.Power | None = None,
-) -> Starlette:
+) -> ASGIApp:
     """The device's HTTP interface; `power` carries out reboots (none: reboot answers 423)."""
 
     @asynccontextmanager
@@ -38,9 +61,9 @@ def create_app(
 
     apis = [log_api.bind(device)]
     routes = [
-        Route("/config/rest/{path:path}", DcaApp(apis, max_body=max_body)),
         *discovery.routes(apis, firmware=device.firmware),
         *web.routes(),
+        *logs_page.routes(device),
         Route("/axis-cgi/systemlog.cgi", systemlog.endpoint(device), methods=["GET"]),
         Route(
             "/axis-cgi/serverreport.cgi",
@@ -53,12 +76,12 @@ def create_app(
             methods=["POST"],
         ),
     ]
-    auth = Middleware(
-        AuthMiddleware,
+    pages = Starlette(routes=routes, lifespan=lifespan)
+    return AuthMiddleware(
+        PathPrefixDispatch(PREFIX, DcaApp(apis, max_body=max_body), pages),
         store=users,
         digest=DigestAuthority(users.realm),
         on_failure=device.audit_auth_failure,
         on_throttle=device.audit_warning,
         login_policy=LoginPolicy(),
     )
-    return Starlette(routes=routes, middleware=[auth], lifespan=lifespan)

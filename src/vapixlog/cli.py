@@ -1,4 +1,6 @@
-"""The `vapixlog` command line: `serve` runs a device, `users` manages its accounts."""
+"""The `vapixlog` command line: `serve` runs a device, `users` manages its accounts, and the
+client commands (`write`, `persistent`, `clear`, `report`, `syslog`, `reboot`, `capture`)
+talk to a device or a fleet."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import platformdirs
 
+from vapixlog.client import commands as client_commands
 from vapixlog.ratelimit import DEFAULT_WRITE_RATE, Rate, parse_rate
 from vapixlog.syslog.system_log import LogLimits
 
@@ -140,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     user_commands.add_parser("list", help="list users and roles", parents=[state])
     remove = user_commands.add_parser("remove", help="remove a user", parents=[state])
     remove.add_argument("name")
+    client_commands.add_parsers(commands)
     return parser
 
 
@@ -148,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command in client_commands.COMMANDS:
+            return client_commands.run(args)
         return _users(args)
     except KeyboardInterrupt:
         return 130

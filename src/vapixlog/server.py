@@ -94,6 +94,7 @@ class DeviceServer:
     def stop(self, *, force: bool = False) -> None:
         self._stopping.set()
         if self._server is not None:
+            self._end_live_streams("shutdown")
             self._server.should_exit = True
             self._server.force_exit = force
 
@@ -110,7 +111,15 @@ class DeviceServer:
         if self.options.reboot_command:
             await self._run_reboot_command(self.options.reboot_command)
         elif self._server is not None:
+            self._end_live_streams("reboot")
             self._server.should_exit = True
+
+    def _end_live_streams(self, reason: str) -> None:
+        """End the log page's live streams now: uvicorn waits for open responses to finish
+        before the device stops, and an event stream would otherwise never finish."""
+        syslog = getattr(self.device, "syslog", None)  # None before the device started
+        if syslog is not None:
+            syslog.end_subscriptions(reason)
 
     async def _run_reboot_command(self, command: str) -> None:
         assert self.device is not None

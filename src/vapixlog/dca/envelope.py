@@ -10,22 +10,20 @@ from starlette.responses import Response
 from vapixlog.dca.errors import DcaError
 
 JSON = "application/json"
-_SUCCESS = orjson.dumps({"status": "success"})
-_NO_DATA: Any = object()
+SUCCESS = orjson.dumps({"status": "success"})
+NO_DATA: Any = object()  # `data` left out (None would be `"data": null`)
 
 
-def success(
-    data: Any = _NO_DATA, *, warnings: list[str] | None = None, status: int = 200
-) -> Response:
+def success_body(data: Any = NO_DATA, *, warnings: list[str] | None = None) -> bytes:
     """`{"status":"success"}` with optional `data` and `warnings`."""
-    if data is _NO_DATA and not warnings:
-        return Response(_SUCCESS, status_code=status, media_type=JSON)
+    if data is NO_DATA and not warnings:
+        return SUCCESS
     body: dict[str, Any] = {"status": "success"}
-    if data is not _NO_DATA:
+    if data is not NO_DATA:
         body["data"] = data
     if warnings:
         body["warnings"] = warnings
-    return Response(orjson.dumps(body), status_code=status, media_type=JSON)
+    return orjson.dumps(body)
 
 
 def error_body(code: int, message: str) -> bytes:

@@ -3,21 +3,25 @@
 The request path is read top to bottom in `DcaApp.handle`: find the API and the model node,
 check the method, check the role, read and validate the body, call the bound handler, answer
 with the envelope. Every failure is a `DcaError`; nothing a client sends can cause a 500.
+
+It is the hot path of the service (every `writeMessage`), so it is pure ASGI: the scope is
+read directly (no Starlette `Request`, `URL` or `Headers` objects), the body is received
+without a stream wrapper, the answer is two `send` calls, and the node a path names is
+looked up once per distinct path (`docs/benchmarks.md` has the figures).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from vapixlog.auth.users import User
-from vapixlog.body import read_body
 from vapixlog.dca import envelope
 from vapixlog.dca.binding import BoundApi, RequestContext, Result
 from vapixlog.dca.errors import (
@@ -33,6 +37,7 @@ from vapixlog.dca.errors import (
 )
 from vapixlog.dca.model import Action, Property
 from vapixlog.dca.resources import (
+    Target,
     ensure_items_exist,
     entity_changes,
     new_item,
@@ -45,6 +50,103 @@ from vapixlog.dca.resources import (
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BODY = 64 * 1024
 _ABSENT: Any = object()
+_TARGET_CACHE_SIZE = 1024  # distinct request paths whose resolution is kept
+_JSON_TYPE = (b"content-type", envelope.JSON.encode())
+
+
+class DcaRequest:
+    """What `DcaApp.handle` needs of one request, read straight from the ASGI scope."""
+
+    __slots__ = ("_receive", "method", "path", "raw_path", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self._receive = receive
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        raw: bytes | None = scope.get("raw_path")
+        self.raw_path = raw.decode("latin-1") if raw else self.path
+
+    @property
+    def client(self) -> str:
+        client = self.scope.get("client")
+        return str(client[0]) if client else "unknown"
+
+    def header(self, name: bytes) -> str | None:
+        """The first value of the header `name` (lower case), as Starlette's `Headers`.
+
+        ASGI servers send header names in lower case, which Starlette relies on too.
+        """
+        for key, value in self.scope["headers"]:
+            if key == name:
+                return bytes(value).decode("latin-1")
+        return None
+
+    def query(self, name: str) -> str | None:
+        """The last value of a query parameter, as Starlette's `QueryParams`."""
+        query: bytes = self.scope.get("query_string", b"")
+        if not query:
+            return None
+        params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+        return params.get(name)
+
+    async def body(self, limit: int) -> bytes | None:
+        """The body, or None as soon as it is known to exceed `limit` bytes.
+
+        A declared `Content-Length` over the limit is refused before any of the body is read.
+        """
+        declared = self.header(b"content-length") or ""
+        if declared.isdigit() and int(declared) > limit:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class Reply:
+    """A JSON answer: status, envelope bytes and extra headers."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(
+        self, body: bytes, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self.body = body
+        self.status = status
+        self.headers = headers
+
+    async def send(self, send: Send) -> None:
+        # The headers of Starlette's `Response(media_type="application/json")`.
+        headers = (
+            [
+                (name.lower().encode("latin-1"), value.encode("latin-1"))
+                for name, value in self.headers.items()
+            ]
+            if self.headers
+            else []
+        )
+        headers.append((b"content-length", b"%d" % len(self.body)))
+        headers.append(_JSON_TYPE)
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+def _success(data: Any = envelope.NO_DATA, *, warnings: list[str] | None = None) -> Reply:
+    return Reply(envelope.success_body(data, warnings=warnings))
+
+
+def _error(exc: DcaError) -> Reply:
+    return Reply(envelope.error_body(exc.code, exc.message), exc.status, exc.headers)
 
 
 class DcaApp:
@@ -56,35 +158,46 @@ class DcaApp:
         for api in apis:
             for segment in api.version_segments:
                 self.apis[(api.model.id, segment)] = api
+        # raw path -> what it names; the model does not change, so neither does the answer.
+        self._targets: dict[str, Target] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
+        request = DcaRequest(scope, receive)
         try:
-            response = await self.handle(request)
+            reply = await self.handle(request)
         except DcaError as exc:
-            response = envelope.error(exc)
+            reply = _error(exc)
         except ClientDisconnect:
             return
         except Exception:
-            log.exception("unexpected error in %s %s", request.method, request.url.path)
-            response = envelope.error(InternalError("unexpected failure, see the service log"))
-        await response(scope, receive, send)
+            log.exception("unexpected error in %s %s", request.method, request.path)
+            reply = _error(InternalError("unexpected failure, see the service log"))
+        await reply.send(send)
 
-    async def handle(self, request: Request) -> Response:
+    def _resolve(self, raw_path: str) -> Target:
+        target = self._targets.get(raw_path)
+        if target is None:
+            target = resolve(self.apis, raw_path)  # raises NotFoundError: nothing cached
+            if len(self._targets) >= _TARGET_CACHE_SIZE:
+                self._targets.clear()
+            self._targets[raw_path] = target
+        return target
+
+    async def handle(self, request: DcaRequest) -> Reply:
         user = request.scope.get("vapixlog.user")
         if not isinstance(user, User):
             raise AuthenticationError()
-        path = request.url.path
-        target = resolve(self.apis, request.scope.get("raw_path", b"").decode("latin-1") or path)
-        client = request.client.host if request.client else "unknown"
-        ctx = RequestContext(user, client, target.keys)
-        await ensure_items_exist(target, ctx, path)
+        path = request.path
+        target = self._resolve(request.raw_path)
+        ctx = RequestContext(user, request.client, target.keys)
+        if target.maps:
+            await ensure_items_exist(target, ctx, path)
         strict = _strict(request)
         handlers, node, method = target.api.handlers, target.node, request.method
         if isinstance(node, Property):
             if method == "GET" and node.get:
                 require(user, node.get, f"reading {node.path}")
-                return envelope.success(await handlers.getters[node.path](ctx))
+                return _success(await handlers.getters[node.path](ctx))
             if method in ("PATCH", "PUT") and node.set:
                 require(user, node.set, f"setting {node.path}")
                 value = node.validate(await self._read_data(request, strict), "data", strict)
@@ -101,7 +214,7 @@ class DcaApp:
         if target.collection:
             if method == "GET" and node.get:
                 require(user, node.get, f"reading {name}")
-                return envelope.success(await read_collection(target.api, node, ctx))
+                return _success(await read_collection(target.api, node, ctx))
             if method == "POST" and node.add:
                 require(user, node.add, f"adding to {name}")
                 item = new_item(node, await self._read_data(request, strict), strict)
@@ -112,7 +225,7 @@ class DcaApp:
             raise _not_allowed(request, _allowed(get=node.get, add=node.add))
         if method == "GET" and node.get:
             require(user, node.get, f"reading {name}")
-            return envelope.success(await read_entity(target.api, node, ctx))
+            return _success(await read_entity(target.api, node, ctx))
         if method in ("PATCH", "PUT") and node.settable:
             changes = entity_changes(
                 node, await self._read_data(request, strict), "data", user, strict
@@ -121,7 +234,7 @@ class DcaApp:
             for prop, value in changes:
                 result = await handlers.setters[prop.path](ctx, value)
                 warnings += result.warnings if result else []
-            return envelope.success(warnings=warnings)
+            return _success(warnings=warnings)
         is_item = node.collection == "map"
         if method == "DELETE" and is_item and node.remove:
             require(user, node.remove, f"removing from {name}")
@@ -129,12 +242,12 @@ class DcaApp:
         remove = node.remove if is_item else None
         raise _not_allowed(request, _allowed(get=node.get, set=node.settable, remove=remove))
 
-    async def _read_data(self, request: Request, strict: bool, *, optional: bool = False) -> Any:
+    async def _read_data(self, request: DcaRequest, strict: bool, *, optional: bool = False) -> Any:
         """The `data` member of a JSON body of at most `max_body` bytes."""
-        content_type = request.headers.get("content-type")
+        content_type = request.header(b"content-type")
         if content_type is not None and not _is_json(content_type):
             raise UnsupportedMediaTypeError(f"{content_type!r}, send application/json")
-        raw = await read_body(request, self.max_body)
+        raw = await request.body(self.max_body)
         if raw is None:
             raise PayloadTooLargeError(f"the limit is {self.max_body} bytes")
         if not raw.strip():
@@ -149,7 +262,7 @@ class DcaApp:
             raise MalformedRequestError('the body must be a JSON object {"data": ...}')
         if "data" not in body and not optional:
             raise MalformedRequestError("the body has no 'data' member")
-        if strict and (extra := sorted(body.keys() - {"data"})):
+        if strict and len(body) > ("data" in body) and (extra := sorted(body.keys() - {"data"})):
             raise ValidationError(f"{extra[0]}: unknown field")
         return body.get("data", _ABSENT)
 
@@ -189,13 +302,13 @@ def _allowed(
     return methods
 
 
-def _not_allowed(request: Request, allow: list[str]) -> MethodNotAllowedError:
-    detail = f"{request.method} on {request.url.path}"
+def _not_allowed(request: DcaRequest, allow: list[str]) -> MethodNotAllowedError:
+    detail = f"{request.method} on {request.path}"
     return MethodNotAllowedError(detail, allow=allow)
 
 
-def _strict(request: Request) -> bool:
-    value = request.query_params.get("strict", "true").lower()
+def _strict(request: DcaRequest) -> bool:
+    value = (request.query("strict") or "true").lower()
     if value not in ("true", "false"):
         raise ValidationError("strict: must be true or false")
     return value == "true"
@@ -208,9 +321,8 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-def _reply(result: Result | None, *, status: int = 200) -> Response:
+def _reply(result: Result | None, *, status: int = 200) -> Reply:
     if result is None:
-        return envelope.success(status=status)
-    if result.has_data:
-        return envelope.success(result.data, warnings=result.warnings, status=status)
-    return envelope.success(warnings=result.warnings, status=status)
+        return Reply(envelope.SUCCESS, status)
+    data = result.data if result.has_data else envelope.NO_DATA
+    return Reply(envelope.success_body(data, warnings=result.warnings), status)

@@ -59,12 +59,20 @@ def format_timestamp(ts: datetime) -> str:
     return ts.isoformat(timespec="milliseconds")
 
 
+# "[ INFO    ]": the label padded to 7, formatted once per severity instead of per line.
+_FIELDS = {severity: f"[ {severity.label:<7} ]" for severity in Severity}
+
+
 def format_line(
     ts: datetime, hostname: str, severity: Severity, tag: str, pid: int, message: str
 ) -> str:
     """One log line, without the trailing newline. `hostname` is trusted (configuration)."""
+    if ts.tzinfo is None:
+        ts = ts.astimezone()
+    # Every entry is formatted on the event loop: keep it to one isoformat, two C-level
+    # scans (escape) and one join.
     return (
-        f"{format_timestamp(ts)} {hostname} [ {severity.label:<7} ] "
+        f"{ts.isoformat(timespec='milliseconds')} {hostname} {_FIELDS[severity]} "
         f"{escape(tag)}[{pid}]: {escape(message)}"
     )
 

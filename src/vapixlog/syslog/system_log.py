@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import datetime
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from vapixlog.severity import Severity
 from vapixlog.syslog.journal import Journal
@@ -23,6 +25,18 @@ from vapixlog.syslog.volatile import VolatileLog
 
 SYSTEM_TAG = "vapixlog"
 AUDIT_TAG = "audit"
+
+
+class LogSubscriber(Protocol):
+    """Receives every new entry of the volatile log, on the event loop thread.
+
+    `line` must be quick and must never block or raise: it runs inside every write.
+    `end` is called once when the log stops serving subscribers (shutdown, reboot).
+    """
+
+    def line(self, line: str) -> None: ...
+
+    def end(self, reason: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,28 @@ class LogLimits:
     keep_free_bytes: int = 32 << 20
 
 
+class LocalClock:
+    """The local time with its UTC offset, for log lines.
+
+    `datetime.now().astimezone()` looks the zone up on every call (about 1 us, on every
+    entry); the zone is looked up once a minute instead. The instant is always exact; only
+    the offset shown may lag a daylight-saving change by up to a minute.
+    """
+
+    _REFRESH = 60.0
+
+    def __init__(self) -> None:
+        self._zone: datetime.tzinfo | None = None
+        self._zone_until = 0.0
+
+    def now(self) -> datetime.datetime:
+        stamp = time.time()
+        if stamp >= self._zone_until:
+            self._zone = datetime.datetime.fromtimestamp(stamp).astimezone().tzinfo
+            self._zone_until = stamp + self._REFRESH
+        return datetime.datetime.fromtimestamp(stamp, self._zone)
+
+
 class SystemLog:
     def __init__(self, *, hostname: str, boot_id: str, log_dir: Path, limits: LogLimits) -> None:
         self.hostname = hostname
@@ -42,9 +78,13 @@ class SystemLog:
         self.limits = limits
         self.pid = os.getpid()
         self.volatile = VolatileLog(limits.volatile_bytes)
+        self._clock = LocalClock()
         self.persistent_dir = log_dir / "persistent"
         self.persistent_enabled = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        # A tuple, replaced on change: `_append` iterates it while a subscriber may leave.
+        self._subscribers: tuple[LogSubscriber, ...] = ()
+        self._ended: str | None = None
         self.journal = Journal(
             self.persistent_dir,
             max_bytes=limits.persistent_max_bytes,
@@ -63,7 +103,30 @@ class SystemLog:
 
     async def close(self) -> None:
         """Write out everything queued; the writer thread is joined off the event loop."""
+        self.end_subscriptions("shutdown")
         await asyncio.to_thread(self.journal.close)
+
+    def subscribe(self, subscriber: LogSubscriber) -> None:
+        """Hand every later entry to `subscriber` (live follow); see `LogSubscriber`."""
+        if self._ended is not None:
+            subscriber.end(self._ended)
+            return
+        self._subscribers = (*self._subscribers, subscriber)
+
+    def unsubscribe(self, subscriber: LogSubscriber) -> None:
+        self._subscribers = tuple(s for s in self._subscribers if s is not subscriber)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def end_subscriptions(self, reason: str) -> None:
+        """End every subscription, and refuse later ones (the device is going down)."""
+        if self._ended is None:
+            self._ended = reason
+        subscribers, self._subscribers = self._subscribers, ()
+        for subscriber in subscribers:
+            subscriber.end(reason)
 
     def log(self, severity: Severity, message: str, *, tag: str = SYSTEM_TAG) -> None:
         """Add an entry without waiting for it to be durable (the service's own entries)."""
@@ -111,13 +174,16 @@ class SystemLog:
     def _append(
         self, severity: Severity, message: str, tag: str, future: asyncio.Future[bool] | None
     ) -> None:
-        now = datetime.datetime.now().astimezone()
+        now = self._clock.now()
         line = format_line(now, self.hostname, severity, tag, self.pid, message)
         self.volatile.append(line)
         if self.persistent_enabled and not self.journal.closed:
             self.journal.append(f"{line}\n".encode(), future)
         elif future is not None:
             future.set_result(False)
+        if self._subscribers:
+            for subscriber in self._subscribers:
+                subscriber.line(line)
 
     async def _journal_request(self, request: Callable[[object], None]) -> None:
         future = self._running_loop().create_future()

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 MODEL_PATH = Path(__file__).with_name("model.json")
 DEFAULT_SEVERITY = Severity.INFO
+_SEVERITIES = tuple(Severity)  # by value 0..7; indexing is cheaper than Severity(n)
 WRITE_MESSAGE_TAG = "log-api"
 
 
@@ -39,7 +40,7 @@ def bind(device: Device) -> BoundApi:
             )
         severity = data.get("severity")
         stored = await device.syslog.write(
-            Severity(DEFAULT_SEVERITY if severity is None else severity),
+            DEFAULT_SEVERITY if severity is None else _SEVERITIES[severity],
             data["msg"],
             tag=WRITE_MESSAGE_TAG,
         )

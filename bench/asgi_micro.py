@@ -1,0 +1,125 @@
+"""The Python cost of one request in each layer of the service, without the network.
+
+The ASGI app of a real device (state in a temporary folder) is called directly with the
+scope of a `writeMessage` (Basic auth, persistent off) many times; the difference between
+layers is what each layer costs. Used to decide where to optimize (docs/benchmarks.md).
+
+    python bench/asgi_micro.py [--requests 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from vapixlog.app import PathPrefixDispatch, create_app
+from vapixlog.auth import AuthMiddleware, DigestAuthority, UserStore, ensure_admin
+from vapixlog.auth.middleware import USER_SCOPE_KEY
+from vapixlog.device import Device, DeviceConfig
+from vapixlog.severity import Severity
+
+App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+PATH = "/config/rest/log/v1/writeMessage"
+BODY = b'{"data":{"msg":"benchmark entry from wrk, one line","severity":6}}'
+
+
+def scope(auth: bytes) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": PATH,
+        "raw_path": PATH.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1:8080"),
+            (b"authorization", auth),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(BODY)).encode()),
+        ],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8080),
+        "state": {},
+    }
+
+
+async def per_request_us(app: App, make_scope: Callable[[], dict[str, Any]], n: int) -> float:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": BODY, "more_body": False}
+
+    statuses: list[int] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    for _ in range(500):  # warm-up
+        await app(make_scope(), receive, send)
+    statuses.clear()
+    start = time.perf_counter()
+    for _ in range(n):
+        await app(make_scope(), receive, send)
+    elapsed = time.perf_counter() - start
+    assert set(statuses) == {200}, set(statuses)
+    return elapsed / n * 1e6
+
+
+async def run(n: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp)
+        users = UserStore.load_or_create(state / "users.json", realm="AXIS_ACCC8E000000")
+        ensure_admin(users, "benchpass")
+        device = Device(DeviceConfig(state, rate_limit=None))
+        app = create_app(device, users)
+        await device.start()
+        try:
+            auth = b"Basic " + base64.b64encode(b"root:benchpass")
+            user = users.get("root")
+
+            def authed() -> dict[str, Any]:
+                s = scope(auth)
+                s[USER_SCOPE_KEY] = user
+                return s
+
+            assert isinstance(app, AuthMiddleware) and isinstance(app.app, PathPrefixDispatch)
+            dca = app.app.app
+            auth_dca = AuthMiddleware(dca, store=users, digest=DigestAuthority(users.realm))
+            layers: list[tuple[str, App, Callable[[], dict[str, Any]]]] = [
+                ("DcaApp alone (user already set)", dca, authed),
+                ("AuthMiddleware + DcaApp", auth_dca, lambda: scope(auth)),
+                ("the whole app (create_app)", app, lambda: scope(auth)),
+            ]
+            for name, layer, make in layers:
+                print(f"{name:<40} {await per_request_us(layer, make, n):6.1f} us/request")
+            start = time.perf_counter()
+            for _ in range(n):
+                device.syslog.log(Severity.INFO, "benchmark entry from wrk, one line")
+            print(
+                f"{'SystemLog.log (format_line + volatile)':<40} "
+                f"{(time.perf_counter() - start) / n * 1e6:6.1f} us/entry"
+            )
+        finally:
+            await device.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=20_000)
+    args = parser.parse_args()
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run(args.requests))
+
+
+if __name__ == "__main__":
+    main()

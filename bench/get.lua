@@ -1,0 +1,2 @@
+-- A static GET (persistent/enabled).
+dofile("bench/report.lua")

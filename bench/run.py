@@ -1,0 +1,563 @@
+"""`make bench`: every benchmark of issue 6 in one go, one table, written to docs/benchmarks.md.
+
+The server under test runs on core 0 and the load generator (wrk, curl, `cat`) on core 1
+(`taskset`), so the two do not compete for a core. Every figure is compared with a floor
+measured in the same run on the same machine, so that the ratios hold even where the
+absolute numbers drift.
+
+    .venv/bin/python bench/run.py [--duration 6] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".bench-state"
+DOC = ROOT / "docs" / "benchmarks.md"
+PY = sys.executable
+SERVER_CPU, CLIENT_CPU = "0", "1"
+PASSWORD = "benchpass"  # noqa: S105  (a throwaway state dir)
+BASIC = "Basic " + base64.b64encode(f"root:{PASSWORD}".encode()).decode()
+API = "/config/rest/log/v1"
+WRITE = f"{API}/writeMessage"
+ENABLED = f"{API}/persistent/enabled"
+MB = 1 << 20
+
+
+# ----- processes ------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def request(
+    port: int, method: str, path: str, body: bytes | None = None, auth: str = BASIC
+) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        headers = {"Authorization": auth, "Content-Type": "application/json"}
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def wait_ok(port: int, timeout: float = 30.0) -> float:
+    """Seconds until `GET persistent/enabled` answers 200 (polled every 2 ms)."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        with contextlib.suppress(OSError):
+            if request(port, "GET", ENABLED)[0] == 200:
+                return time.perf_counter() - start
+        time.sleep(0.002)
+    raise RuntimeError(f"the server on port {port} did not answer within {timeout} s")
+
+
+@dataclass
+class Server:
+    """A server process pinned to the server core."""
+
+    argv: list[str]
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+
+    def start(self, env: dict[str, str] | None = None) -> Server:
+        argv = [a.replace("{port}", str(self.port)) for a in self.argv]
+        log = (WORK / f"server-{self.port}.log").open("wb")
+        self.started_at = time.perf_counter()
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CPU, *argv],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            cwd=ROOT,
+        )
+        return self
+
+    def rss_kb(self, key: str = "VmRSS") -> int:
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+        raise RuntimeError(f"no {key} for {self.proc.pid}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def service(state: Path, *extra: str) -> Server:
+    argv = [PY, "-m", "vapixlog.cli", "serve", "--port", "{port}", "--state-dir", str(state)]
+    return Server([*argv, "--rate-limit", "off", "--log-level", "warning", *extra])
+
+
+def service_env() -> dict[str, str]:
+    return {"VAPIXLOG_ADMIN_PASSWORD": PASSWORD}
+
+
+@contextlib.contextmanager
+def running(server: Server, env: dict[str, str] | None = None) -> Iterator[Server]:
+    server.start(env)
+    try:
+        wait_ok(server.port)
+        yield server
+    finally:
+        server.stop()
+
+
+# ----- wrk ------------------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    requests: int
+    seconds: float
+    errors: int  # connect, read, write and timeout errors
+    non_2xx: int
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+
+def wrk(
+    port: int,
+    path: str,
+    script: str,
+    *,
+    connections: int,
+    seconds: float,
+    auth: str | None = BASIC,
+    script_args: tuple[str, ...] = (),
+) -> Load:
+    argv = ["taskset", "-c", CLIENT_CPU, "wrk", "--latency", "-t1", f"-c{connections}"]
+    argv += [f"-d{seconds:g}s", "--timeout", "10s", "-s", f"bench/{script}"]
+    if auth:
+        argv += ["-H", f"Authorization: {auth}"]
+    argv += [f"http://127.0.0.1:{port}{path}"]
+    if script_args:
+        argv += ["--", *script_args]
+    out = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("BENCHJSON "))
+    data = json.loads(line.removeprefix("BENCHJSON "))
+    return Load(
+        requests=data["requests"],
+        seconds=data["duration_us"] / 1e6,
+        errors=data["connect"] + data["read"] + data["write"] + data["timeout"],
+        non_2xx=data["status"],
+        p50_ms=data["p50_us"] / 1e3,
+        p99_ms=data["p99_us"] / 1e3,
+    )
+
+
+# ----- Digest headers -------------------------------------------------------------------
+
+
+def digest_headers(port: int, folder: Path, count: int, nonces: int = 64) -> None:
+    """`count` single-use Digest (SHA-256) headers for writeMessage in `folder/thread-0.txt`.
+
+    Header i uses nonce i % nonces with nc = i // nonces + 1: each nonce's counts increase
+    in the order wrk sends them, and the requests in flight on one nonce (connections /
+    nonces) stay far inside the server's replay window of 64.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    challenges = []
+    for _ in range(nonces):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", WRITE, body=b"{}", headers={"Content-Type": "application/json"})
+        answer = conn.getresponse()
+        answer.read()
+        value = next(v for k, v in answer.getheaders() if k.lower() == "www-authenticate")
+        conn.close()
+        params = dict(
+            part.strip().split("=", 1) for part in value.removeprefix("Digest ").split(",")
+        )
+        challenges.append({k: v.strip('"') for k, v in params.items()})
+    realm, opaque = challenges[0]["realm"], challenges[0]["opaque"]
+
+    def h(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    ha1 = h(f"root:{realm}:{PASSWORD}")
+    ha2 = h(f"POST:{WRITE}")
+    with (folder / "thread-0.txt").open("w") as out:
+        for i in range(count):
+            nonce = challenges[i % nonces]["nonce"]
+            nc = f"{i // nonces + 1:08x}"
+            cnonce = f"c{i % nonces:07x}"
+            response = h(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+            out.write(
+                f'Digest username="root", realm="{realm}", nonce="{nonce}", uri="{WRITE}", '
+                f'algorithm=SHA-256, qop=auth, nc={nc}, cnonce="{cnonce}", '
+                f'response="{response}", opaque="{opaque}"\n'
+            )
+
+
+# ----- fsync floor and logs for tar_all ---------------------------------------------------
+
+
+def fsync_floor(folder: Path, seconds: float) -> float:
+    """Appends of one log line, each followed by one fdatasync, per second."""
+    path = folder / "fsync-floor.log"
+    line = b"2026-01-01T00:00:00.000+00:00 axis-bench [ INFO    ] log-api[1]: fsync floor\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o640)
+    try:
+        count, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds:
+            os.write(fd, line)
+            os.fdatasync(fd)
+            count += 1
+        return count / elapsed
+    finally:
+        os.close(fd)
+        path.unlink()
+
+
+def fill_persistent_logs(state: Path, total: int, file_bytes: int = 8 * MB) -> None:
+    """Persistent log files of `total` bytes of valid lines, as the journal writes them."""
+    folder = state / "log" / "persistent"
+    folder.mkdir(parents=True, exist_ok=True)
+    existing = sum(p.stat().st_size for p in folder.glob("messages-*.log"))
+    line = (
+        b"2026-01-01T00:00:00.000+00:00 axis-accc8e000000 [ INFO    ] log-api[4242]: "
+        b"an entry of the benchmark's persistent log, padded to a typical length ..........\n"
+    )
+    block = line * (MB // len(line))
+    seq = len(list(folder.glob("messages-*.log")))
+    while existing < total:
+        seq += 1
+        size = min(file_bytes, total - existing)
+        with (folder / f"messages-{seq:06d}.log").open("wb") as out:
+            written = 0
+            while written + len(block) <= size:
+                out.write(block)
+                written += len(block)
+            rest = (size - written) // len(line) * len(line)
+            out.write(line * (rest // len(line)))
+            written += rest
+        existing += max(written, len(line))
+
+
+def peak_rss_during(server: Server, work: subprocess.Popen[bytes]) -> int:
+    """Highest VmRSS (kB) of `server` sampled every 2 ms until `work` ends."""
+    peak = server.rss_kb()
+    while work.poll() is None:
+        peak = max(peak, server.rss_kb())
+        time.sleep(0.002)
+    return peak
+
+
+def timed_shell(command: str) -> float:
+    start = time.perf_counter()
+    subprocess.run(["bash", "-c", command], check=True, cwd=ROOT)
+    return time.perf_counter() - start
+
+
+# ----- the run --------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    name: str
+    value: str
+    ratio: str = ""
+    p99: str = ""
+    goal: str = ""
+    met: bool | None = None
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        mark = "" if row.met is None else ("  ok" if row.met else "  MISSED")
+        print(f"  {row.name:<48} {row.value:>14} {row.ratio:>16} {row.p99:>10}{mark}", flush=True)
+
+
+def load_row(name: str, load: Load, floor: Load | None = None) -> Row:
+    ratio = f"{load.rate / floor.rate:.2f} x floor ({floor.rate:,.0f})" if floor else ""
+    bad = f", {load.non_2xx} non-2xx" if load.non_2xx else ""
+    bad += f", {load.errors} errors" if load.errors else ""
+    return Row(name, f"{load.rate:,.0f} req/s{bad}", ratio, f"{load.p99_ms:.1f} ms")
+
+
+class Floor:
+    """The floor server, kept running: measured once per scenario, right before it.
+
+    A scenario's ratio is taken against the floor measured seconds before it at the same
+    connection count, so that load from other processes on the machine mostly cancels.
+    """
+
+    def __init__(self, res: Results, seconds: float) -> None:
+        self.res = res
+        self.seconds = seconds
+        self.server = Server([PY, "bench/floor_app.py", "--port", "{port}"])
+        self.first: dict[int, Load] = {}
+
+    def __enter__(self) -> Floor:
+        self.server.start()
+        wait_ok(self.server.port)
+        self.measure(32, seconds=1)  # warm-up
+        for conns in (32, 256):
+            self.first[conns] = load = self.measure(conns)
+            self.res.add(load_row(f"floor: bare ASGI app, POST, {conns} conn", load))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop()
+
+    def measure(self, conns: int, seconds: float | None = None) -> Load:
+        return wrk(
+            self.server.port,
+            WRITE,
+            "post.lua",
+            connections=conns,
+            seconds=seconds or self.seconds,
+        )
+
+
+def bench_startup(res: Results, state: Path) -> None:
+    times = []
+    for _ in range(3):
+        server = service(state).start(service_env())
+        try:
+            times.append(wait_ok(server.port))
+        finally:
+            server.stop()
+    best = min(times)
+    res.add(
+        Row(
+            "start-up to the first 200 (best of 3)",
+            f"{best * 1000:.0f} ms",
+            f"median {statistics.median(times) * 1000:.0f} ms",
+            goal="< 1 s",
+            met=best < 1.0,
+        )
+    )
+
+
+def bench_service(
+    res: Results, state: Path, floor: Floor, fsync_rate: float, seconds: float
+) -> None:
+    server = service(state)
+    with running(server, service_env()):
+        port = server.port
+        writes = 0
+
+        def write(conns: int, secs: float, script: str = "post.lua", **kw: object) -> Load:
+            nonlocal writes
+            load = wrk(port, WRITE, script, connections=conns, seconds=secs, **kw)  # type: ignore[arg-type]
+            writes += load.requests
+            return load
+
+        write(32, 1)  # warm-up
+        for conns in (32, 256):
+            paired = floor.measure(conns)
+            load = write(conns, seconds)
+            row = load_row(f"writeMessage, Basic, persistent off, {conns} conn", load, paired)
+            if conns == 32:
+                row.goal, row.met = ">= 0.6 x floor", load.rate >= 0.6 * paired.rate
+            else:
+                row.goal, row.met = "p99 <= 50 ms", load.p99_ms <= 50
+            res.add(row)
+
+        status, _ = request(port, "PATCH", ENABLED, b'{"data": true}')
+        assert status == 200, status
+        for conns in (32, 256):
+            paired = floor.measure(conns)
+            load = write(conns, seconds)
+            row = load_row(f"writeMessage, Basic, persistent on, {conns} conn", load, paired)
+            row.ratio += f", {load.rate / fsync_rate:.1f} x fsync"
+            if conns == 32:
+                row.goal = ">= 0.5 x floor, >= 3 x fsync"
+                row.met = load.rate >= 0.5 * paired.rate and load.rate >= 3 * fsync_rate
+            else:
+                row.goal, row.met = "p99 <= 50 ms", load.p99_ms <= 50
+            res.add(row)
+        status, _ = request(port, "PATCH", ENABLED, b'{"data": false}')
+        assert status == 200, status
+
+        for conns in (32, 256):
+            folder = WORK / "digest"
+            shutil.rmtree(folder, ignore_errors=True)
+            digest_headers(port, folder, count=int(25_000 * seconds))
+            paired = floor.measure(conns)
+            load = write(conns, seconds, "digest.lua", auth=None, script_args=(str(folder),))
+            res.add(load_row(f"writeMessage, Digest, persistent off, {conns} conn", load, paired))
+
+        for conns in (32, 256):
+            paired = floor.measure(conns)
+            load = wrk(port, ENABLED, "get.lua", connections=conns, seconds=seconds)
+            res.add(load_row(f"GET persistent/enabled, Basic, {conns} conn", load, paired))
+
+        # RSS after one million writes (persistent off), within a bounded time.
+        target, deadline = 1_000_000, time.monotonic() + 180
+        while writes < target and time.monotonic() < deadline:
+            write(32, 15)
+        rss = server.rss_kb() / 1024
+        res.add(
+            Row(
+                f"server RSS after {writes:,} writes",
+                f"{rss:.0f} MB",
+                goal="< 150 MB",
+                met=rss < 150 and writes >= target,
+            )
+        )
+
+
+def bench_tar_all(res: Results, state: Path) -> None:
+    server = service(state, "--persistent-max-size", "1G")
+    for size_mb in (100, 500):
+        fill_persistent_logs(state, size_mb * MB)
+        logs = state / "log" / "persistent"
+        with running(server, service_env()):
+            url = f"http://127.0.0.1:{server.port}/axis-cgi/serverreport.cgi?mode=tar_all"
+            curl = ["taskset", "-c", CLIENT_CPU, "curl", "-sf", "-u", f"root:{PASSWORD}"]
+            curl += ["-o", "/dev/null", "-w", "%{size_download} %{time_total}", url]
+            tar = (
+                f"taskset -c {SERVER_CPU} tar cf - -C {state} log/persistent "
+                f"| taskset -c {CLIENT_CPU} cat > /dev/null"
+            )
+            timed_shell(tar)  # the files into the page cache, for both
+            tar_rate = (
+                max(
+                    sum(p.stat().st_size for p in logs.iterdir()) / timed_shell(tar)
+                    for _ in range(2)
+                )
+                / MB
+            )
+            best, growth = 0.0, 0
+            for _ in range(2):
+                before = server.rss_kb()
+                proc = subprocess.Popen(curl, stdout=subprocess.PIPE)
+                peak = peak_rss_during(server, proc)
+                size, total = proc.communicate()[0].decode().split()
+                best = max(best, int(size) / float(total) / MB)
+                growth = max(growth, peak - before)
+        growth_mb = growth / 1024
+        res.add(
+            Row(
+                f"tar_all of {size_mb} MB",
+                f"{best:,.0f} MB/s",
+                f"{best / tar_rate:.2f} x tar ({tar_rate:,.0f} MB/s)",
+                goal=">= 0.8 x tar",
+                met=best >= 0.8 * tar_rate,
+            )
+        )
+        res.add(
+            Row(
+                f"tar_all of {size_mb} MB: server peak RSS growth",
+                f"{growth_mb:.1f} MB",
+                goal="< 20 MB",
+                met=growth_mb < 20,
+            )
+        )
+
+
+# ----- report ---------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
+    versions = ", ".join(
+        f"{name} {version(name)}"
+        for name in ("uvicorn", "httptools", "uvloop", "starlette", "orjson")
+    )
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Linux {platform.release()}; "
+        f"Python {platform.python_version()}, {versions}, wrk {wrk_version.split()[1]}"
+    )
+
+
+def table(res: Results) -> str:
+    lines = [
+        "| benchmark | result | ratio | p99 | goal | met |",
+        "|---|---:|---|---:|---|---|",
+    ]
+    for row in res.rows:
+        met = "" if row.met is None else ("yes" if row.met else "**no**")
+        lines.append(f"| {row.name} | {row.value} | {row.ratio} | {row.p99} | {row.goal} | {met} |")
+    return "\n".join(lines)
+
+
+def write_doc(text: str, marker: str) -> None:
+    """Replace the text between `<!-- marker:start -->` and `<!-- marker:end -->`."""
+    doc = DOC.read_text() if DOC.exists() else f"<!-- {marker}:start -->\n<!-- {marker}:end -->\n"
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    head, rest = doc.split(start, 1)
+    _, tail = rest.split(end, 1)
+    DOC.write_text(f"{head}{start}\n{text}\n{end}{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds per wrk run")
+    parser.add_argument("--no-doc", action="store_true", help="do not update the doc")
+    args = parser.parse_args()
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir()
+    res = Results()
+    began = time.monotonic()
+
+    with Floor(res, args.duration) as floor:
+        fsync_rate = fsync_floor(WORK, 3.0)
+        res.add(Row("fsync floor: 1-line append + fdatasync", f"{fsync_rate:,.0f} writes/s"))
+        bench_startup(res, WORK / "service")
+        bench_service(res, WORK / "service", floor, fsync_rate, args.duration)
+    bench_tar_all(res, WORK / "tar")
+
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    text = (
+        f"Measured {when} UTC in {time.monotonic() - began:.0f} s with `make bench` "
+        f"(`.venv/bin/python bench/run.py --duration {args.duration:g}`).\n"
+        f"Machine: {machine()}.\n\n{table(res)}"
+    )
+    print("\n" + text)
+    if not args.no_doc:
+        write_doc(text, "bench:table")
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

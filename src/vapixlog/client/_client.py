@@ -1,0 +1,649 @@
+"""`AsyncClient` (the implementation) and `Client` (the same calls, synchronously)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import os
+import re
+import time
+import urllib.parse
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, TypeVar
+
+import httpx
+import orjson
+
+from vapixlog.client._auth import (
+    NegotiateAuth,
+    PinningTransport,
+    ca_path,
+    normalize_pin,
+    ssl_context,
+)
+from vapixlog.client._errors import (
+    DeviceUnavailableError,
+    MethodNotAllowedError,
+    NotFoundError,
+    RpcError,
+    UnexpectedResponseError,
+    VapixError,
+    error_from_response,
+    error_from_transport,
+)
+from vapixlog.severity import Severity
+
+FIRMWARE_CGI = "/axis-cgi/firmwaremanagement.cgi"
+SERVERREPORT_CGI = "/axis-cgi/serverreport.cgi"
+SYSTEMLOG_CGI = "/axis-cgi/systemlog.cgi"
+DISCOVERY = "/config/discover"
+FALLBACK_PATHS = ("/config/rest/log/v1", "/config/rest/log/v1alpha")
+REPORT_MODES = ("text", "tar_all", "zip", "zip_with_image")
+_CHUNK = 64 << 10
+_NO_BODY: Any = object()
+T = TypeVar("T")
+
+
+class Stage(enum.Enum):
+    """The steps of `capture_boot_logs`, in order (log-api.md, "Capture logs between boot
+    sessions")."""
+
+    ENABLE = "enable"
+    REBOOT = "reboot"
+    WAIT = "wait"
+    DISABLE = "disable"
+    DOWNLOAD = "download"
+    CLEAR = "clear"
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    """What `capture_boot_logs` produced.
+
+    `path` is the tar file (None when written to a file object), `bytes` its size,
+    `seconds` how long the whole procedure took, and the boot ids before and after the
+    reboot (None when the device's report does not show one).
+    """
+
+    url: str
+    path: Path | None
+    bytes: int
+    seconds: float
+    serial: str | None
+    old_boot_id: str | None
+    new_boot_id: str | None
+
+
+def normalize_url(url: str) -> str:
+    """`host[:port]` or `scheme://host[:port][/]` as `scheme://host[:port]` (http by default)."""
+    url = url.strip()
+    if "://" not in url:
+        url = "http://" + url
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"invalid device URL {url!r}; use e.g. https://192.168.0.90")
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def capture_file_name(url: str, serial: str | None) -> str:
+    """`<host>_<port>[_<serial>].tar`: distinct for every device of a fleet."""
+    parts = urllib.parse.urlsplit(url)
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", parts.hostname or "device")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    suffix = "_" + re.sub(r"[^A-Za-z0-9]", "", serial) if serial else ""
+    return f"{host}_{port}{suffix}.tar"
+
+
+class AsyncClient:
+    """An asynchronous client for the Log API of one device (an Axis device or
+    `vapixlog serve`).
+
+    Authentication is Digest or Basic, whichever the device's challenge offers (Digest
+    preferred). For HTTPS, trust the device's certificate with `ca_file=` (a PEM file),
+    pin it with `pin_sha256=` (its SHA-256 fingerprint, `AA:BB:...` or plain hex; checked
+    on every connection before anything is sent), or switch checks off with
+    `insecure=True`. The Log API is found through discovery (`/config/discover`), else at
+    `/config/rest/log/v1` or `/config/rest/log/v1alpha`; devices that answer PATCH or POST
+    with 405 (AXIS OS 11.10 and older) get PUT. Failures raise `VapixError` subclasses.
+
+    >>> async with AsyncClient("http://127.0.0.1:8080", user="root", password="pw") as c:
+    ...     await c.write_message("hello", Severity.NOTICE)
+    ...     result = await c.capture_boot_logs("captures/")
+    ...     print(result.path, result.bytes)
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        ca_file: str | Path | None = None,
+        pin_sha256: str | None = None,
+        insecure: bool = False,
+        timeout: float = 30.0,
+        report_timeout: float = 300.0,
+    ) -> None:
+        self.url = normalize_url(url)
+        if insecure and (ca_file is not None or pin_sha256 is not None):
+            raise ValueError("insecure=True cannot be combined with ca_file or pin_sha256")
+        cafile = ca_path(ca_file)
+        limits = httpx.Limits(max_connections=8, max_keepalive_connections=4)
+        transport: httpx.AsyncBaseTransport
+        if pin_sha256 is not None:
+            context = ssl_context(cafile, verify=cafile is not None)
+            transport = PinningTransport(context, normalize_pin(pin_sha256), limits)
+        else:
+            context = ssl_context(cafile, verify=not insecure)
+            transport = httpx.AsyncHTTPTransport(verify=context, limits=limits)
+        auth = NegotiateAuth(user, password or "") if user is not None else None
+        self._auth = auth
+        self._timeout = timeout
+        self._report_timeout = report_timeout
+        self._http = httpx.AsyncClient(
+            auth=auth,
+            transport=transport,
+            timeout=timeout,
+            headers={"User-Agent": "vapixlog-client"},
+            trust_env=False,
+        )
+        self._log_api: str | None = None
+        self._discovery_lock = asyncio.Lock()
+        self._use_put = False
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._http.aclose()
+
+    @property
+    def auth_scheme(self) -> str | None:
+        """`"digest"` or `"basic"` once the device's challenge chose it, else None."""
+        return self._auth.scheme if self._auth else None
+
+    # ----- transport -----
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        """One request; raises the typed error for a failure or an HTTP error status."""
+        try:
+            response = await self._http.request(
+                method,
+                url,
+                content=None if json is None else orjson.dumps(json),
+                headers={"Content-Type": "application/json"} if json is not None else None,
+                params=params,
+                timeout=timeout if timeout is not None else self._timeout,
+            )
+        except httpx.TransportError as exc:
+            raise error_from_transport(exc, self.url) from exc
+        if response.is_error:
+            raise error_from_response(response)
+        return response
+
+    @staticmethod
+    def _json(response: httpx.Response) -> Any:
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise UnexpectedResponseError(
+                f"{response.request.url}: the answer is not JSON",
+                status=response.status_code,
+                url=str(response.request.url),
+            ) from None
+
+    # ----- the Log API (DCA) -----
+
+    async def log_api_url(self) -> str:
+        """The Log API's root URL: discovery's `rest_api` of `apis.log.v1`, else the first
+        of `/config/rest/log/v1` and `/config/rest/log/v1alpha` that exists. Cached."""
+        async with self._discovery_lock:
+            if self._log_api is None:
+                self._log_api = await self._discover()
+            return self._log_api
+
+    async def _discover(self) -> str:
+        try:
+            document = self._json(await self._send("GET", self.url + DISCOVERY))
+            entry = document.get("apis", {}).get("log", {}).get("v1", {})
+            rest_api = entry.get("rest_api") if isinstance(entry, dict) else None
+            if isinstance(rest_api, str) and rest_api.startswith("/"):
+                return self.url + rest_api
+        except (NotFoundError, UnexpectedResponseError, AttributeError):
+            pass  # no discovery (older firmware) or no log API in it: try the known paths
+        for path in FALLBACK_PATHS:
+            try:
+                await self._send("GET", self.url + path)
+                return self.url + path
+            except NotFoundError:
+                continue
+        raise NotFoundError(
+            f"{self.url}: the device has no Log API (not in discovery, "
+            f"nor at {' or '.join(FALLBACK_PATHS)})",
+            status=404,
+            url=self.url,
+        )
+
+    async def _dca(self, method: str, path: str, data: Any = _NO_BODY) -> dict[str, Any]:
+        """A DCA call below the Log API root; the success envelope."""
+        url = await self.log_api_url() + path
+        body = None if data is _NO_BODY else {"data": data}
+        legacy = method in ("PATCH", "POST")
+        try:
+            response = await self._send(
+                "PUT" if legacy and self._use_put else method, url, json=body
+            )
+        except MethodNotAllowedError:
+            if not legacy or self._use_put:
+                raise
+            response = await self._send("PUT", url, json=body)  # AXIS OS 11.10 and older
+            self._use_put = True
+        envelope = self._json(response)
+        if not isinstance(envelope, dict) or envelope.get("status") != "success":
+            raise UnexpectedResponseError(f"{url}: not a DCA success envelope", url=url)
+        return envelope
+
+    async def write_message(self, msg: str, severity: Severity | int = Severity.INFO) -> list[str]:
+        """Write `msg` (one line, at most 4096 characters) into the device's system log.
+
+        Returns the device's `warnings` (empty unless, say, the persistent storage is full).
+
+        >>> await client.write_message("test run 42 starts", Severity.NOTICE)
+        []
+        """
+        envelope = await self._dca("POST", "/writeMessage", {"msg": msg, "severity": int(severity)})
+        return [str(w) for w in envelope.get("warnings") or []]
+
+    async def persistent_enabled(self) -> bool:
+        """Whether the device saves its logs to the persistent storage."""
+        data = (await self._dca("GET", "/persistent/enabled")).get("data")
+        if not isinstance(data, bool):
+            raise UnexpectedResponseError(f"{self.url}: persistent.enabled is not a boolean")
+        return data
+
+    async def set_persistent(self, enabled: bool) -> None:
+        """Turn saving logs to the persistent storage on or off (admin)."""
+        await self._dca("PATCH", "/persistent/enabled", bool(enabled))
+
+    async def clear_persistent_log(self) -> None:
+        """Delete the persistent log files to free the storage (admin)."""
+        await self._dca("POST", "/persistent/clearLog", {})
+
+    # ----- CGIs -----
+
+    async def server_report(
+        self, mode: str = "tar_all", dest: str | os.PathLike[str] | IO[bytes] | None = None
+    ) -> int:
+        """Download `serverreport.cgi?mode=MODE` into `dest` (a path or a binary file),
+        streamed, never held in memory; returns the number of bytes written.
+
+        A path is written as `<path>.part` and renamed when complete, so it never holds a
+        partial report. Modes: `tar_all` (every log file), `text`, `zip`, `zip_with_image`.
+
+        >>> await client.server_report("tar_all", "report.tar")
+        1228800
+        """
+        if dest is None:
+            raise TypeError("server_report needs dest: a path or a binary file object")
+        url = self.url + SERVERREPORT_CGI
+        timeout = httpx.Timeout(self._timeout, read=self._report_timeout)
+        if isinstance(dest, str | os.PathLike):
+            path = Path(dest)
+            part = path.with_name(path.name + ".part")
+            try:
+                with part.open("wb") as file:
+                    written = await self._stream_to(url, mode, file, timeout)
+                part.replace(path)
+            except BaseException:
+                part.unlink(missing_ok=True)
+                raise
+            return written
+        return await self._stream_to(url, mode, dest, timeout)
+
+    async def _stream_to(self, url: str, mode: str, file: IO[bytes], timeout: httpx.Timeout) -> int:
+        written = 0
+        try:
+            async with self._http.stream(
+                "GET", url, params={"mode": mode}, timeout=timeout
+            ) as response:
+                if response.is_error:
+                    await response.aread()
+                    raise error_from_response(response)
+                async for chunk in response.aiter_bytes(_CHUNK):
+                    file.write(chunk)
+                    written += len(chunk)
+        except httpx.TransportError as exc:
+            raise error_from_transport(exc, self.url) from exc
+        return written
+
+    async def report_text(self) -> str:
+        """The `text` server report."""
+        response = await self._send("GET", self.url + SERVERREPORT_CGI, params={"mode": "text"})
+        return response.text
+
+    async def report_header(self) -> dict[str, str]:
+        """The `Key: value` block at the top of the text report (`Serial number`,
+        `Boot id`, `Persistent logging`, ...)."""
+        header = (await self.report_text()).split("\n\n", 1)[0]
+        fields: dict[str, str] = {}
+        for line in header.splitlines():
+            key, sep, value = line.partition(": ")
+            if sep:
+                fields.setdefault(key.strip(), value.strip())
+        return fields
+
+    async def boot_id(self) -> str | None:
+        """The id of the device's current boot (`Boot id:` of the text report); None when
+        the device's report does not show one."""
+        return (await self.report_header()).get("Boot id")
+
+    async def system_log(self) -> str:
+        """The current boot's system log (`systemlog.cgi`), one entry a line."""
+        return (await self._send("GET", self.url + SYSTEMLOG_CGI)).text
+
+    async def _rpc(self, method: str, api_version: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"context": "vapixlog", "method": method}
+        if api_version is not None:
+            body["apiVersion"] = api_version
+        url = self.url + FIRMWARE_CGI
+        reply = self._json(await self._send("POST", url, json=body))
+        if not isinstance(reply, dict):
+            raise UnexpectedResponseError(f"{url}: the answer is not a JSON object", url=url)
+        error = reply.get("error")
+        if isinstance(error, dict):
+            code = error.get("code")
+            raise RpcError(
+                f"{method}: {error.get('message') or 'failed'}",
+                method=method,
+                code=code if isinstance(code, int) else None,
+                url=url,
+            )
+        data = reply.get("data")
+        if reply.get("method") != method or not isinstance(data, dict):
+            raise UnexpectedResponseError(f"{url}: unexpected answer to {method}", url=url)
+        return data
+
+    async def _request_reboot(self) -> None:
+        versions = (await self._rpc("getSupportedVersions", None)).get("apiVersions")
+        ones = [v for v in versions or [] if isinstance(v, str) and v.split(".")[0] == "1"]
+        if not ones:
+            raise RpcError(
+                f"firmwaremanagement.cgi API versions {versions}, none 1.x",
+                method="getSupportedVersions",
+                url=self.url + FIRMWARE_CGI,
+            )
+        version = max(ones, key=lambda v: tuple(int(p) for p in re.findall(r"\d+", v)))
+        await self._rpc("reboot", version)
+
+    async def reboot(self, *, wait: bool = True, timeout: float = 300.0) -> str | None:
+        """Reboot the device through `firmwaremanagement.cgi` (admin).
+
+        With `wait`, return once the device answers again with a new boot id (that id;
+        None if its report shows none, then coming back after being unreachable counts);
+        raises `DeviceUnavailableError` if that takes longer than `timeout` seconds.
+
+        >>> await client.reboot(wait=True, timeout=120)
+        '3f2a9c0e8d7b4f1e9a6b5c4d3e2f1a0b'
+        """
+        before = await self.boot_id() if wait else None
+        await self._request_reboot()
+        if not wait:
+            return None
+        return await self._wait_for_boot(before, timeout)
+
+    async def _wait_for_boot(self, before: str | None, timeout: float) -> str | None:
+        deadline = time.monotonic() + timeout
+        went_down = False
+        interval = 0.2
+        while True:
+            await asyncio.sleep(interval)
+            interval = min(interval * 1.5, 0.5)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeviceUnavailableError(
+                    f"{self.url}: did not come back with a new boot within {timeout:g} s",
+                    url=self.url,
+                )
+            try:
+                current = await asyncio.wait_for(self.boot_id(), max(remaining, 0.5))
+            except (DeviceUnavailableError, TimeoutError):
+                went_down = True
+                continue
+            rebooted = current != before if before is not None else went_down
+            if rebooted:
+                return current
+
+    async def capture_boot_logs(
+        self,
+        dest: str | os.PathLike[str] | IO[bytes],
+        *,
+        timeout: float = 300.0,
+        on_stage: Callable[[Stage], None] | None = None,
+    ) -> CaptureResult:
+        """Capture the logs of a reboot, the procedure of log-api.md: turn on saving logs to
+        the persistent storage, reboot and wait for the new boot, turn saving off, download
+        every log file (`serverreport.cgi?mode=tar_all`), clear the persistent log.
+
+        `dest` is a directory (an existing one, or a path ending in `/`, then created; the
+        tar is named `<host>_<port>_<serial>.tar` in it), a file path, or a binary file
+        object. `on_stage` is called as each step begins. Whatever
+        fails, saving logs is turned off again when it was turned on and the device answers;
+        the exception then carries a note saying whether that worked.
+
+        >>> result = await client.capture_boot_logs("captures/")
+        >>> result.path, result.bytes, round(result.seconds)
+        (PosixPath('captures/127.0.0.1_8080_ACCC8E31C70D.tar'), 40960, 3)
+        """
+        started = time.monotonic()
+        header = await self.report_header()
+        serial = header.get("Serial number")
+        before = header.get("Boot id")
+        target: Path | IO[bytes]
+        if isinstance(dest, str | os.PathLike):
+            target = Path(dest)
+            if target.is_dir() or os.fspath(dest).endswith(("/", os.sep)):
+                target.mkdir(parents=True, exist_ok=True)
+                target = target / capture_file_name(self.url, serial)
+        else:
+            target = dest
+        maybe_on = False
+        stage = Stage.ENABLE
+
+        def begin(next_stage: Stage) -> None:
+            nonlocal stage
+            stage = next_stage
+            if on_stage is not None:
+                on_stage(next_stage)
+
+        try:
+            begin(Stage.ENABLE)
+            maybe_on = True
+            await self.set_persistent(True)
+            begin(Stage.REBOOT)
+            await self._request_reboot()
+            begin(Stage.WAIT)
+            after = await self._wait_for_boot(before, timeout)
+            begin(Stage.DISABLE)
+            await self.set_persistent(False)
+            maybe_on = False
+            begin(Stage.DOWNLOAD)
+            size = await self.server_report("tar_all", target)
+            begin(Stage.CLEAR)
+            await self.clear_persistent_log()
+        except BaseException as exc:
+            note = f"failed at stage {stage.value}"
+            if maybe_on:
+                off = await self._turn_off_quietly()
+                note += (
+                    "; persistent logging turned off again"
+                    if off
+                    else "; persistent logging could NOT be turned off (device unreachable)"
+                )
+            exc.add_note(note)
+            raise
+        return CaptureResult(
+            url=self.url,
+            path=target if isinstance(target, Path) else None,
+            bytes=size,
+            seconds=time.monotonic() - started,
+            serial=serial,
+            old_boot_id=before,
+            new_boot_id=after,
+        )
+
+    async def _turn_off_quietly(self, within: float = 5.0) -> bool:
+        """Best effort: turn persistent logging off, retrying while the device is down."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                await asyncio.wait_for(self.set_persistent(False), within)
+                return True
+            except (DeviceUnavailableError, TimeoutError):
+                if time.monotonic() + 0.5 > deadline:
+                    return False
+                await asyncio.sleep(0.5)
+            except (VapixError, asyncio.CancelledError):
+                return False
+
+
+class Client:
+    """The synchronous client: the calls of `AsyncClient`, run on a private event loop.
+
+    Do not use it inside a running event loop (use `AsyncClient` there).
+
+    >>> from vapixlog.client import Client, Severity
+    >>> with Client("https://192.168.0.90", user="root", password="pw",
+    ...             pin_sha256="AA:BB:...") as client:
+    ...     client.write_message("maintenance starts", Severity.NOTICE)
+    ...     print(client.persistent_enabled())
+    ...     client.capture_boot_logs("captures/")
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        ca_file: str | Path | None = None,
+        pin_sha256: str | None = None,
+        insecure: bool = False,
+        timeout: float = 30.0,
+        report_timeout: float = 300.0,
+    ) -> None:
+        self._runner = asyncio.Runner()
+        self._client = AsyncClient(
+            url,
+            user=user,
+            password=password,
+            ca_file=ca_file,
+            pin_sha256=pin_sha256,
+            insecure=insecure,
+            timeout=timeout,
+            report_timeout=report_timeout,
+        )
+        self.url = self._client.url
+
+    def _run(self, call: Coroutine[Any, Any, T]) -> T:
+        return self._runner.run(call)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections and the private event loop."""
+        try:
+            with contextlib.suppress(RuntimeError):
+                self._run(self._client.aclose())
+        finally:
+            self._runner.close()
+
+    @property
+    def auth_scheme(self) -> str | None:
+        """See `AsyncClient.auth_scheme`."""
+        return self._client.auth_scheme
+
+    def log_api_url(self) -> str:
+        """See `AsyncClient.log_api_url`."""
+        return self._run(self._client.log_api_url())
+
+    def write_message(self, msg: str, severity: Severity | int = Severity.INFO) -> list[str]:
+        """See `AsyncClient.write_message`."""
+        return self._run(self._client.write_message(msg, severity))
+
+    def persistent_enabled(self) -> bool:
+        """See `AsyncClient.persistent_enabled`."""
+        return self._run(self._client.persistent_enabled())
+
+    def set_persistent(self, enabled: bool) -> None:
+        """See `AsyncClient.set_persistent`."""
+        self._run(self._client.set_persistent(enabled))
+
+    def clear_persistent_log(self) -> None:
+        """See `AsyncClient.clear_persistent_log`."""
+        self._run(self._client.clear_persistent_log())
+
+    def server_report(
+        self, mode: str = "tar_all", dest: str | os.PathLike[str] | IO[bytes] | None = None
+    ) -> int:
+        """See `AsyncClient.server_report`."""
+        return self._run(self._client.server_report(mode, dest))
+
+    def report_text(self) -> str:
+        """See `AsyncClient.report_text`."""
+        return self._run(self._client.report_text())
+
+    def report_header(self) -> dict[str, str]:
+        """See `AsyncClient.report_header`."""
+        return self._run(self._client.report_header())
+
+    def boot_id(self) -> str | None:
+        """See `AsyncClient.boot_id`."""
+        return self._run(self._client.boot_id())
+
+    def system_log(self) -> str:
+        """See `AsyncClient.system_log`."""
+        return self._run(self._client.system_log())
+
+    def reboot(self, *, wait: bool = True, timeout: float = 300.0) -> str | None:
+        """See `AsyncClient.reboot`."""
+        return self._run(self._client.reboot(wait=wait, timeout=timeout))
+
+    def capture_boot_logs(
+        self,
+        dest: str | os.PathLike[str] | IO[bytes],
+        *,
+        timeout: float = 300.0,
+        on_stage: Callable[[Stage], None] | None = None,
+    ) -> CaptureResult:
+        """See `AsyncClient.capture_boot_logs`."""
+        return self._run(self._client.capture_boot_logs(dest, timeout=timeout, on_stage=on_stage))

@@ -1,0 +1,419 @@
+// The device's log page. Plain JavaScript, no dependencies, no build step.
+// Log text only ever reaches the page through textContent (never innerHTML).
+"use strict";
+
+(() => {
+  const API = "/config/rest/log/v1";
+  const MAX_ROWS = 2000; // rows kept in the DOM
+  const MAX_BUFFER = 5000; // entries kept in memory (what filters choose from)
+  const STATUS_EVERY = 5000; // ms between status refreshes
+  const LABELS = { EMERG: 0, ALERT: 1, CRIT: 2, ERR: 3, WARNING: 4, NOTICE: 5, INFO: 6, DEBUG: 7 };
+  // time host [ LABEL ] tag[pid]: message  (the device's line format)
+  const LINE = /^(\S+) \S+ \[ ([A-Z]+) +\] (.*)$/s;
+
+  const $ = (id) => document.getElementById(id);
+  const log = $("log");
+  const state = {
+    status: null,
+    admin: false,
+    buffer: [], // parsed entries, oldest first
+    pending: [], // arrived, not yet rendered
+    frame: 0,
+    source: null,
+    retry: 1000,
+    retryTimer: 0,
+    threshold: 7,
+    text: "",
+    switchBusy: false,
+  };
+
+  // ----- entries and rows ------------------------------------------------------------
+
+  function parse(line) {
+    const m = LINE.exec(line);
+    if (!m || !(m[2] in LABELS)) return { sev: 6, time: "", label: "", rest: line, line };
+    return { sev: LABELS[m[2]], time: m[1], label: m[2], rest: m[3], line };
+  }
+
+  function marker(text) {
+    return { marker: true, sev: -1, line: text };
+  }
+
+  function matches(entry) {
+    if (entry.marker) return true;
+    if (entry.sev > state.threshold) return false;
+    if (!state.text) return true;
+    if (entry.lower === undefined) entry.lower = entry.line.toLowerCase();
+    return entry.lower.includes(state.text);
+  }
+
+  function row(entry) {
+    const div = document.createElement("div");
+    if (entry.marker) {
+      div.className = "row marker";
+      div.textContent = entry.line;
+      return div;
+    }
+    div.className = "row s" + entry.sev;
+    if (!entry.label) {
+      div.textContent = entry.line;
+      return div;
+    }
+    const time = document.createElement("time");
+    time.className = "t";
+    time.dateTime = entry.time;
+    time.title = entry.time;
+    time.textContent = entry.time.slice(11, 23) || entry.time;
+    const badge = document.createElement("span");
+    badge.className = "b";
+    badge.textContent = entry.label;
+    const text = document.createElement("span");
+    text.className = "m";
+    text.textContent = entry.rest;
+    div.append(time, badge, text);
+    return div;
+  }
+
+  // ----- rendering, in batches, once per animation frame ------------------------------
+
+  function atBottom() {
+    return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  }
+
+  function schedule() {
+    if (!state.frame) state.frame = requestAnimationFrame(flush);
+  }
+
+  function enqueue(entries) {
+    for (const entry of entries) state.pending.push(entry);
+    // A hidden tab gets no animation frames: keep only what could still be shown.
+    if (state.pending.length > 2 * MAX_BUFFER) {
+      state.pending.splice(0, state.pending.length - MAX_BUFFER);
+    }
+    schedule();
+  }
+
+  function flush() {
+    state.frame = 0;
+    const batch = state.pending;
+    if (!batch.length) return;
+    state.pending = [];
+    const stick = atBottom();
+    state.buffer = state.buffer.concat(batch);
+    if (state.buffer.length > MAX_BUFFER) {
+      state.buffer.splice(0, state.buffer.length - MAX_BUFFER);
+    }
+    let shown = batch.filter(matches);
+    if (shown.length >= MAX_ROWS) {
+      shown = shown.slice(-MAX_ROWS);
+      log.replaceChildren();
+    }
+    const fragment = document.createDocumentFragment();
+    for (const entry of shown) fragment.append(row(entry));
+    log.append(fragment);
+    trim();
+    if (stick) log.scrollTop = log.scrollHeight;
+    updateCounts();
+    updateJump();
+  }
+
+  function trim() {
+    const excess = log.childElementCount - MAX_ROWS;
+    if (excess <= 0) return;
+    const range = document.createRange();
+    range.setStartBefore(log.firstElementChild);
+    range.setEndBefore(log.children[excess]);
+    range.deleteContents();
+  }
+
+  function rebuild() {
+    const shown = [];
+    for (let i = state.buffer.length - 1; i >= 0 && shown.length < MAX_ROWS; i--) {
+      if (matches(state.buffer[i])) shown.push(state.buffer[i]);
+    }
+    shown.reverse();
+    const fragment = document.createDocumentFragment();
+    for (const entry of shown) fragment.append(row(entry));
+    log.replaceChildren(fragment);
+    log.scrollTop = log.scrollHeight;
+    updateCounts();
+    updateJump();
+  }
+
+  function updateCounts() {
+    const total = state.buffer.filter((e) => !e.marker).length;
+    const rows = log.querySelectorAll(".row:not(.marker)").length;
+    $("counts").textContent = total ? `${rows} of ${total} lines shown` : "";
+  }
+
+  function updateJump() {
+    $("jump").hidden = atBottom();
+  }
+
+  // ----- the live feed (server-sent events) --------------------------------------------
+
+  function setStream(kind, text) {
+    const element = $("stream-state");
+    element.dataset.state = kind;
+    element.textContent = text;
+  }
+
+  function reset(snapshot) {
+    state.pending = [];
+    const entries = [];
+    const missing = snapshot.total - snapshot.lines.length;
+    if (snapshot.evicted > 0) {
+      entries.push(marker(`${snapshot.evicted} older lines of this boot were dropped from the bounded in-memory log`));
+    }
+    if (missing > 0) {
+      entries.push(marker(`${missing} earlier lines of this boot are not shown here; the server report has them`));
+    }
+    for (const line of snapshot.lines) entries.push(parse(line));
+    state.buffer = entries.slice(-MAX_BUFFER);
+    rebuild();
+  }
+
+  function connect() {
+    if (state.source || !state.admin) return;
+    setStream("connecting", "Connecting\u2026");
+    const source = new EventSource("/logs/events");
+    state.source = source;
+    source.addEventListener("snapshot", (event) => {
+      state.retry = 1000;
+      const snapshot = JSON.parse(event.data);
+      reset(snapshot);
+      setStream("live", "Live");
+      if (state.status && snapshot.boot_id !== state.status.boot_id) refreshStatus();
+    });
+    source.addEventListener("message", (event) => {
+      const items = JSON.parse(event.data);
+      enqueue(items.map((item) =>
+        typeof item === "number"
+          ? marker(`${item} lines skipped: this page could not keep up`)
+          : parse(item)));
+    });
+    source.addEventListener("end", (event) => {
+      const reason = JSON.parse(event.data).reason;
+      disconnect();
+      setStream("down", reason === "reboot"
+        ? "The device is rebooting; reconnecting\u2026"
+        : "The device is shutting down; reconnecting\u2026");
+      reconnectLater(2000);
+    });
+    source.addEventListener("error", () => {
+      if (source.readyState === EventSource.CLOSED) {
+        disconnect();
+        setStream("down", "Disconnected; retrying\u2026");
+        reconnectLater();
+      } else {
+        setStream("connecting", "Reconnecting\u2026");
+      }
+    });
+  }
+
+  function disconnect() {
+    if (state.source) state.source.close();
+    state.source = null;
+  }
+
+  function reconnectLater(delay) {
+    clearTimeout(state.retryTimer);
+    state.retryTimer = setTimeout(() => {
+      if ($("follow").checked) {
+        refreshStatus();
+        connect();
+      }
+    }, delay ?? state.retry);
+    state.retry = Math.min(state.retry * 2, 15000);
+  }
+
+  // ----- status, persistent logging and the admin actions ------------------------------
+
+  async function dca(method, path, data) {
+    const init = { method, headers: { Accept: "application/json" }, cache: "no-store" };
+    if (data !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify({ data });
+    }
+    const response = await fetch(API + path, init);
+    let reply = null;
+    try {
+      reply = await response.json();
+    } catch {
+      throw new Error(`${response.status} ${response.statusText}`);
+    }
+    if (!response.ok || reply.status !== "success") {
+      throw new Error(reply.error ? reply.error.message : `${response.status} ${response.statusText}`);
+    }
+    return reply;
+  }
+
+  function bytes(n) {
+    const units = ["B", "KiB", "MiB", "GiB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) {
+      n /= 1024;
+      i++;
+    }
+    return `${i ? n.toFixed(1) : n} ${units[i]}`;
+  }
+
+  function showStatus(status) {
+    state.status = status;
+    document.title = `System log \u2014 ${status.hostname}`;
+    $("device").textContent = `${status.hostname} \u00b7 ${status.firmware} \u00b7 boot ${status.boot_id.slice(0, 8)}`;
+    $("device").title = `Serial ${status.serial}, boot ${status.boot_id}`;
+    $("who").textContent = `Signed in as ${status.user} (${status.role})`;
+    const p = status.persistent;
+    const usage = $("usage");
+    usage.value = p.cap ? Math.min(p.size / p.cap, 1) : 0;
+    const percent = p.cap ? (100 * p.size) / p.cap : 0;
+    const used = `${bytes(p.size)} of ${bytes(p.cap)} (${percent < 1 && p.size ? "<1" : Math.round(percent)} %)`;
+    $("usage-text").textContent = used;
+    usage.setAttribute("aria-valuetext", used);
+    $("paused").hidden = !p.paused;
+  }
+
+  async function refreshStatus() {
+    try {
+      const response = await fetch("/logs/status", { cache: "no-store" });
+      if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+      showStatus(await response.json());
+      await refreshSwitch();
+    } catch (error) {
+      $("device").textContent = `Cannot reach the device: ${error.message}`;
+    }
+  }
+
+  async function refreshSwitch() {
+    if (state.switchBusy) return;
+    const reply = await dca("GET", "/persistent/enabled");
+    if (!state.switchBusy) $("persistent").checked = reply.data === true;
+  }
+
+  async function setPersistent(event) {
+    const input = event.target;
+    const wanted = input.checked;
+    state.switchBusy = true;
+    input.disabled = true;
+    $("persistent-note").textContent = wanted ? "Turning on\u2026" : "Turning off\u2026";
+    try {
+      const reply = await dca("PATCH", "/persistent/enabled", wanted);
+      const now = await dca("GET", "/persistent/enabled");
+      input.checked = now.data === true;
+      const warnings = reply.warnings ? ` (${reply.warnings.join("; ")})` : "";
+      $("persistent-note").textContent = `Persistent logging is ${now.data ? "on" : "off"}${warnings}`;
+    } catch (error) {
+      input.checked = !wanted;
+      $("persistent-note").textContent = `Not changed: ${error.message}`;
+    } finally {
+      state.switchBusy = false;
+      input.disabled = !state.admin;
+      refreshStatus();
+    }
+  }
+
+  async function clearPersistent() {
+    const result = $("admin-result");
+    result.textContent = "Clearing\u2026";
+    try {
+      await dca("POST", "/persistent/clearLog", {});
+      result.textContent = "The persistent log was cleared.";
+    } catch (error) {
+      result.textContent = `Not cleared: ${error.message}`;
+    }
+    refreshStatus();
+  }
+
+  async function writeMessage(event) {
+    event.preventDefault();
+    const message = $("write-message");
+    const result = $("write-result");
+    const severity = Number($("write-severity").value);
+    result.textContent = "Writing\u2026";
+    try {
+      const reply = await dca("POST", "/writeMessage", { msg: message.value, severity });
+      result.textContent = reply.warnings ? `Written, but: ${reply.warnings.join("; ")}` : "Written.";
+      message.value = "";
+    } catch (error) {
+      result.textContent = `Not written: ${error.message}`;
+    }
+    refreshStatus();
+  }
+
+  // ----- wiring ------------------------------------------------------------------------
+
+  function applyFilters() {
+    state.threshold = Number($("filter-severity").value);
+    state.text = $("filter-text").value.trim().toLowerCase();
+    rebuild();
+  }
+
+  let filterTimer = 0;
+  $("filters").addEventListener("submit", (event) => event.preventDefault());
+  $("filter-severity").addEventListener("change", applyFilters);
+  $("filter-text").addEventListener("input", () => {
+    clearTimeout(filterTimer);
+    filterTimer = setTimeout(applyFilters, 150);
+  });
+  $("follow").addEventListener("change", (event) => {
+    clearTimeout(state.retryTimer);
+    if (event.target.checked) {
+      connect();
+    } else {
+      disconnect();
+      setStream("paused", "Paused");
+    }
+  });
+  log.addEventListener("scroll", updateJump, { passive: true });
+  $("jump").addEventListener("click", () => {
+    log.scrollTop = log.scrollHeight;
+    updateJump();
+  });
+  $("persistent").addEventListener("change", setPersistent);
+  $("clear-persistent").addEventListener("click", () => $("confirm-clear").showModal());
+  $("confirm-clear").addEventListener("close", (event) => {
+    if (event.target.returnValue === "clear") clearPersistent();
+  });
+  $("write-form").addEventListener("submit", writeMessage);
+
+  async function start() {
+    try {
+      const response = await fetch("/logs/status", { cache: "no-store" });
+      if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+      showStatus(await response.json());
+    } catch (error) {
+      $("device").textContent = `Cannot reach the device: ${error.message}`;
+      setStream("down", "Not connected");
+      setTimeout(start, 5000);
+      return;
+    }
+    const may = state.status.may;
+    state.admin = may.set_persistent;
+    $("persistent").disabled = !may.set_persistent;
+    if (!may.set_persistent) {
+      $("persistent-note").textContent = "Read-only: changing it requires the admin role.";
+    }
+    $("admin-tools").hidden = !(may.clear || may.write);
+    try {
+      await refreshSwitch();
+    } catch (error) {
+      $("persistent-note").textContent = `Cannot read the setting: ${error.message}`;
+    }
+    if (may.read_log) {
+      connect();
+    } else {
+      $("log-notice").hidden = false;
+      $("log-notice").textContent =
+        `Reading the system log requires the admin role; you are signed in as ` +
+        `${state.status.user} (${state.status.role}).`;
+      $("filters").hidden = true;
+      log.hidden = true;
+    }
+    setInterval(() => {
+      if (!document.hidden) refreshStatus();
+    }, STATUS_EVERY);
+  }
+
+  start();
+})();
