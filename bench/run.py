@@ -51,6 +51,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_port_block(count: int) -> int:
+    """The first of `count` free consecutive ports below the ephemeral range (32768 up)."""
+    for base in range(20000, 32768 - count, 1000):
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(base, base + count):
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError(f"no {count} free consecutive ports")
+
+
 def request(
     port: int, method: str, path: str, body: bytes | None = None, auth: str = BASIC
 ) -> tuple[int, bytes]:
@@ -490,6 +503,52 @@ def bench_tar_all(res: Results, state: Path) -> None:
 # ----- report ---------------------------------------------------------------------------
 
 
+def bench_fleet(res: Results, state: Path, count: int) -> None:
+    """`vapixlog capture` of a fleet of `count` emulated devices in one server process."""
+    server = service(state, "--devices", str(count), "--reboot-downtime", "2")
+    first = free_port_block(count)
+    server.port = first + count - 1  # wait for the last device to answer
+    server.argv = [a.replace("{port}", str(first)) for a in server.argv]
+    out = WORK / "fleet-out"
+    server.start(service_env())
+    try:
+        wait_ok(server.port, timeout=300)
+        began = time.perf_counter()
+        result = subprocess.run(
+            [
+                "taskset",
+                "-c",
+                CLIENT_CPU,
+                PY,
+                "-m",
+                "vapixlog.cli",
+                "capture",
+                "--json",
+                "--devices-file",
+                str(state / "devices.txt"),
+                "--output",
+                str(out),
+            ],
+            capture_output=True,
+            env={**os.environ, "VAPIXLOG_PASSWORD": PASSWORD},
+            timeout=900,
+            check=False,
+        )
+        seconds = time.perf_counter() - began
+    finally:
+        server.stop()
+    tars = len(list(out.glob("*.tar")))
+    res.add(
+        Row(
+            f"capture of {count} emulated devices (concurrency 32)",
+            f"{seconds:.1f} s",
+            f"{tars} tars, exit {result.returncode}",
+            goal=f"{count} tars",
+            met=tars == count and result.returncode == 0,
+        )
+    )
+
+
 def machine() -> str:
     cpu = next(
         (
@@ -534,6 +593,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per wrk run")
     parser.add_argument("--no-doc", action="store_true", help="do not update the doc")
+    parser.add_argument("--fleet", type=int, default=1000, help="devices to capture (0: skip)")
     args = parser.parse_args()
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir()
@@ -546,6 +606,8 @@ def main() -> None:
         bench_startup(res, WORK / "service")
         bench_service(res, WORK / "service", floor, fsync_rate, args.duration)
     bench_tar_all(res, WORK / "tar")
+    if args.fleet:
+        bench_fleet(res, WORK / "fleet", args.fleet)
 
     when = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     text = (
