@@ -196,3 +196,24 @@ def test_discovery_and_openapi_for_the_second_model(client: TestClient) -> None:
     assert schemas["inventory.Mode"] == {"type": "string", "enum": ["auto", "manual"]}
     doc = client.get(entry["doc"]).text
     assert "- Type: Map" in doc and "- Key property: id" in doc
+
+
+def test_an_unavailable_service_answers_503_code_10(tmp_path: Path) -> None:
+    store = UserStore.load_or_create(tmp_path / "users.json", realm="AXIS_TEST")
+    store.add("admin", Role.ADMIN, "admin-pw")
+    reason: list[str] = []
+    app = AuthMiddleware(
+        DcaApp([inventory_api()], unavailable=lambda: reason[0] if reason else None),
+        store=store,
+        digest=DigestAuthority(store.realm),
+    )
+    client = TestClient(app)  # no lifespan: DcaApp serves HTTP only
+    client.auth = ("admin", "admin-pw")
+    assert client.get(BASE).status_code == 200
+    reason.append("the device is rebooting")
+    response = client.get(BASE)
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert response.json()["error"] == {
+        "code": 10,
+        "message": "Service unavailable: the device is rebooting",
+    }

@@ -77,8 +77,9 @@ def create_app(
         ),
     ]
     pages = Starlette(routes=routes, lifespan=lifespan)
+    rest = DcaApp(apis, max_body=max_body, unavailable=device.unavailable_reason)
     return AuthMiddleware(
-        PathPrefixDispatch(PREFIX, DcaApp(apis, max_body=max_body), pages),
+        PathPrefixDispatch(PREFIX, rest, pages),
         store=users,
         digest=DigestAuthority(users.realm),
         on_failure=device.audit_auth_failure,

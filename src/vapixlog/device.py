@@ -124,10 +124,19 @@ class Device:
                 "the next boot cannot tell how this one ended",
             )
 
+    def unavailable_reason(self) -> str | None:
+        """Why the device cannot serve API calls now: it is going down for a reboot."""
+        return "the device is rebooting" if self._stop_reason == "reboot" else None
+
     async def prepare_reboot(self, *, actor: str) -> None:
-        """Audit a reboot request; the shutdown that follows is logged as a reboot."""
+        """Audit a reboot request; the shutdown that follows is logged as a reboot, and API
+        calls meanwhile answer 503 (code 10)."""
         self._stop_reason = "reboot"
         await self.audit(f"reboot requested by {actor}")
+
+    def cancel_reboot(self) -> None:
+        """The reboot did not happen (a failed `--reboot-command`): serve again."""
+        self._stop_reason = "shutdown"
 
     async def stop(self) -> None:
         """Orderly shutdown: log it, write out the journal, mark the boot as ended cleanly."""

@@ -129,6 +129,7 @@ class DeviceServer:
         code = await process.wait()
         # Still running: the command did not take the machine down.
         self._reboot_pending = False
+        self.device.cancel_reboot()
         if code != 0:
             self.device.syslog.log(Severity.ERROR, f"reboot command failed with exit code {code}")
 

@@ -13,7 +13,7 @@ looked up once per distinct path (`docs/benchmarks.md` has the figures).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -32,6 +32,7 @@ from vapixlog.dca.errors import (
     MalformedRequestError,
     MethodNotAllowedError,
     PayloadTooLargeError,
+    ServiceUnavailableError,
     UnsupportedMediaTypeError,
     ValidationError,
 )
@@ -152,8 +153,16 @@ def _error(exc: DcaError) -> Reply:
 class DcaApp:
     """Serves every bound API under `/config/rest/<api>/<version>/...`."""
 
-    def __init__(self, apis: Iterable[BoundApi], *, max_body: int = DEFAULT_MAX_BODY) -> None:
+    def __init__(
+        self,
+        apis: Iterable[BoundApi],
+        *,
+        max_body: int = DEFAULT_MAX_BODY,
+        unavailable: Callable[[], str | None] | None = None,
+    ) -> None:
         self.max_body = max_body
+        # Why the service cannot serve now (e.g. "the device is rebooting"): 503, code 10.
+        self.unavailable = unavailable
         self.apis: dict[tuple[str, str], BoundApi] = {}
         for api in apis:
             for segment in api.version_segments:
@@ -187,6 +196,8 @@ class DcaApp:
         user = request.scope.get("vapixlog.user")
         if not isinstance(user, User):
             raise AuthenticationError()
+        if self.unavailable is not None and (reason := self.unavailable()):
+            raise ServiceUnavailableError(reason, headers={"Retry-After": "5"})
         path = request.path
         target = self._resolve(request.raw_path)
         ctx = RequestContext(user, request.client, target.keys)
