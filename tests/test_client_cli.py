@@ -14,7 +14,7 @@ import pytest
 
 from conftest import start_server
 from servers import USERS, VAPIXLOG, Server, free_port
-from vapixlog.client.commands import new_lines
+from vapixlog.client_commands import new_lines
 
 
 @pytest.fixture(scope="module")

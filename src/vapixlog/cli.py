@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import platformdirs
 
-from vapixlog.client import commands as client_commands
+from vapixlog import client_commands
 from vapixlog.ratelimit import DEFAULT_WRITE_RATE, Rate, parse_rate
 from vapixlog.syslog.system_log import LogLimits
 

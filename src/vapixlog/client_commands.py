@@ -1,7 +1,8 @@
 """The client commands of `vapixlog`: write, persistent, clear, report, syslog, reboot,
 capture. `cli.py` adds them with `add_parsers` and runs them with `run`.
 
-Heavy imports (httpx, rich) happen only when a client command runs, so `vapixlog serve`
+It lives outside the `vapixlog.client` package so that defining the commands imports nothing
+heavy: httpx and rich are imported only when a client command runs, and `vapixlog serve`
 does not pay for them.
 """
 
