@@ -6,7 +6,7 @@ STATE_DIR ?= .vapixlog-state
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: serve test lint unit clean
+.PHONY: serve test lint clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "vapixlog needs Python 3.11+"'
