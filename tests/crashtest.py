@@ -56,7 +56,7 @@ ADMIN = ("root", USERS["root"][1])
 # oldest file would lose acknowledged messages legitimately).
 SERVER_ARGS = ["--persistent-file-size", "256K", "--persistent-max-size", "1G"]
 MESSAGE = re.compile(r"crash k\d+ w\d+ n\d+")
-BOOT = re.compile(r"starting on \S+ \(serial \w+\), boot ([0-9a-f]{32})")
+BOOT = re.compile(r"starting on \S+ \(serial \w+\), boot ([0-9a-f-]{36})")
 REPAIRED = "repaired persistent log "
 SUCCESS = {"status": "success"}
 

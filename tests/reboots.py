@@ -12,7 +12,7 @@ from servers import USERS, Server
 
 ADMIN = ("root", USERS["root"][1])
 FIRMWARE = "/axis-cgi/firmwaremanagement.cgi"
-_BOOT = re.compile(r"starting on \S+ \(serial \w+\), boot ([0-9a-f]{32})")
+_BOOT = re.compile(r"starting on \S+ \(serial \w+\), boot ([0-9a-f-]{36})")
 
 
 def rpc(server: Server, body: Any, *, auth: Any = ADMIN) -> httpx.Response:
@@ -31,7 +31,7 @@ def reboot_and_wait(server: Server, timeout: float = 30) -> tuple[str, bool]:
     while the device was down."""
     before = boot_id(server)
     reply = rpc(server, {"apiVersion": "1.0", "context": "t", "method": "reboot"})
-    assert reply.json() == {"apiVersion": "1.0", "context": "t", "method": "reboot", "data": {}}
+    assert reply.json() == {"apiVersion": "1.10", "context": "t", "method": "reboot", "data": {}}
     return wait_for_new_boot(server, before, timeout)
 
 

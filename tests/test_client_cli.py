@@ -96,7 +96,7 @@ def test_reboot_wait(device: Server) -> None:
     result = vapixlog("reboot", "--wait", "--wait-timeout", "60", server=device)
     assert result.returncode == 0, result.stderr
     boot = result.stdout.split()[-1]
-    assert len(boot) == 32 and f"Boot id: {boot}" not in before
+    assert len(boot) == 36 and f"Boot id: {boot}" not in before  # a UUID
     assert f"boot {boot}" in vapixlog("syslog", server=device).stdout
 
 

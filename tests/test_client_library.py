@@ -66,7 +66,7 @@ def test_async_client(device: Server) -> None:
             return await c.persistent_enabled(), warnings, await c.boot_id()
 
     enabled, warnings, boot = asyncio.run(run())
-    assert enabled is False and warnings == [] and boot and len(boot) == 32
+    assert enabled is False and warnings == [] and boot and len(boot) == 36
 
 
 def test_typed_errors(device: Server) -> None:

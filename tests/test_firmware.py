@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,8 @@ from conftest import start_server
 from reboots import ADMIN, FIRMWARE, boot_id, reboot_and_wait, rpc, wait_for_new_boot
 from servers import USERS, Server
 from syslog_files import persistent_lines
+
+RESTART = "/axis-cgi/restart.cgi"
 
 
 @pytest.fixture
@@ -61,7 +65,7 @@ def test_errors_are_http_200_with_an_error_object(
     assert response.status_code == 200
     reply = response.json()
     assert reply["error"]["code"] == code and reply["error"]["message"]
-    assert reply["apiVersion"] == "1.0"
+    assert reply["apiVersion"] == "1.10"  # the device's own version, whatever was asked
     for key, value in echo.items():
         assert reply[key] == value
     assert "data" not in reply
@@ -69,11 +73,23 @@ def test_errors_are_http_200_with_an_error_object(
 
 def test_get_supported_versions(shared_server: Server) -> None:
     reply = rpc(shared_server, {"method": "getSupportedVersions", "context": "v"}).json()
+    # As captured from AXIS OS 12.11.77: the device's version, in the same key order.
+    assert list(reply) == ["apiVersion", "context", "method", "data"]
     assert reply == {
+        "apiVersion": "1.10",
         "context": "v",
         "method": "getSupportedVersions",
-        "data": {"apiVersions": ["1.0"]},
+        "data": {"apiVersions": ["1.10"]},
     }
+
+
+def test_status_names_the_active_firmware(shared_server: Server) -> None:
+    reply = rpc(shared_server, {"apiVersion": "1.0", "context": "s", "method": "status"}).json()
+    assert list(reply) == ["apiVersion", "context", "method", "data"]
+    data = reply["data"]
+    assert data["activeFirmwareVersion"] == "12.11.77"
+    assert set(data) == {"activeFirmwareVersion", "activeFirmwarePart", "resetSource"}
+    assert data["resetSource"] in ("poweron", "reboot", "crash")
 
 
 @pytest.mark.parametrize(("user", "status"), [("viewer", 403), ("op", 403), (None, 401)])
@@ -121,3 +137,68 @@ def test_a_second_reboot_while_one_is_under_way_gets_423(device: Server) -> None
     # The device comes back once, and then accepts a reboot again.
     wait_for_new_boot(device, first)
     reboot_and_wait(device)
+
+
+def test_status_and_lifetime_counters_follow_reboots_and_crashes(device: Server) -> None:
+    def status() -> dict[str, Any]:
+        reply = rpc(device, {"apiVersion": "1.10", "method": "status"}).json()
+        return dict(reply["data"])
+
+    def lifetime() -> dict[str, int]:
+        return dict(json.loads((device.state_dir / "lifetime.json").read_text()))
+
+    assert status()["resetSource"] == "poweron"
+    assert lifetime() == {"boots": 1, "restarts": 0}
+    reboot_and_wait(device)
+    assert status()["resetSource"] == "reboot"
+    assert lifetime() == {"boots": 2, "restarts": 1}
+    device.kill()
+    device.start()
+    assert status()["resetSource"] == "crash"
+    assert lifetime() == {"boots": 3, "restarts": 1}  # a crash is a boot, not a restart
+    device.restart()  # SIGTERM: an orderly shutdown, then a power-on
+    assert status()["resetSource"] == "poweron"
+    assert lifetime() == {"boots": 4, "restarts": 1}
+
+
+def test_restart_cgi_reboots_on_get(device: Server) -> None:
+    before = boot_id(device)
+    assert httpx.post(device.url + RESTART, auth=ADMIN).status_code == 405
+    for user in ("viewer", "op"):
+        assert httpx.get(device.url + RESTART, auth=(user, USERS[user][1])).status_code == 403
+    response = httpx.get(device.url + RESTART, auth=ADMIN, timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    after, _ = wait_for_new_boot(device, before)
+    assert after != before
+    log = httpx.get(device.url + "/axis-cgi/systemlog.cgi", auth=ADMIN).text
+    assert "resetSource" not in log
+    assert json.loads((device.state_dir / "lifetime.json").read_text())["restarts"] == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/156"},  # any browser: <img src>
+        {"Accept": "text/html,application/xhtml+xml"},  # a navigation
+        {"Upgrade-Insecure-Requests": "1"},
+        {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"},
+        {"User-Agent": "Mozilla/5.0", "Referer": "http://attacker.test/"},
+    ],
+)
+def test_restart_cgi_refuses_browsers_from_elsewhere(
+    shared_server: Server, headers: dict[str, str]
+) -> None:
+    before = boot_id(shared_server)
+    response = httpx.get(shared_server.url + RESTART, auth=ADMIN, headers=headers)
+    assert response.status_code == 403
+    assert "cross-site" in response.text
+    time.sleep(0.2)
+    assert boot_id(shared_server) == before
+
+
+def test_restart_cgi_from_the_devices_own_page_is_allowed(device: Server) -> None:
+    before = boot_id(device)
+    headers = {"User-Agent": "Mozilla/5.0", "Sec-Fetch-Site": "same-origin"}
+    assert httpx.get(device.url + RESTART, auth=ADMIN, headers=headers).status_code == 200
+    assert wait_for_new_boot(device, before)[0] != before

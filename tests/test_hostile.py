@@ -185,7 +185,9 @@ class Trickler:
 def test_slow_headers_and_bodies_time_out_without_blocking_others(hostile_server: Server) -> None:
     port = hostile_server.port
     body = json.dumps({"data": {"msg": "slowloris-body"}}).encode()
-    headers = request(b"POST", f"{API}/writeMessage".encode(), body).split(b"\r\n\r\n")[0]
+    json_type = [b"Content-Type: application/json"]
+    headers = request(b"POST", f"{API}/writeMessage".encode(), body, headers=json_type)
+    headers = headers.split(b"\r\n\r\n")[0]
     slow = [Trickler(port, headers + b"\r\n\r\n") for _ in range(5)]  # slow headers
     slow += [Trickler(port, b"\r\n" * 100) for _ in range(2)]  # only blank lines
     slow += [Trickler(port, b"") for _ in range(2)]  # silent

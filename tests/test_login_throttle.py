@@ -76,6 +76,28 @@ def test_pending_delays_are_bounded_per_address() -> None:
     assert throttle.admit("a") is None
 
 
+def test_users_at_one_address_are_counted_apart() -> None:
+    throttle = LoginThrottle(POLICY, clock=FakeClock())
+    for _ in range(POLICY.free_failures + 1):
+        throttle.failure("a", "alice")
+    assert throttle.throttled("a", "alice")
+    assert not throttle.throttled("a", "bob")
+    assert throttle.failure("a", "bob")[0] == 0.0  # bob's first failure: answered at once
+    assert throttle.failure("b", "alice")[0] == 0.0  # so is alice's from another address
+
+
+def test_rotating_user_names_buys_no_free_attempts() -> None:
+    policy = LoginPolicy(free_failures=3, max_users_per_address=2)
+    throttle = LoginThrottle(policy, clock=FakeClock())
+    throttle.failure("a", "u0")
+    throttle.failure("a", "u1")
+    delays = [throttle.failure("a", f"name{i}")[0] for i in range(4)]
+    assert delays[:3] == [0.0, 0.0, 0.0] and delays[3] > 0  # all of them share one entry
+    assert throttle.throttled("a", "anyone-else")
+    assert not throttle.throttled("a", "u0")
+    assert len(throttle) == 3
+
+
 def test_success_resets_and_summarises() -> None:
     throttle = LoginThrottle(POLICY, clock=FakeClock())
     assert throttle.success("a") == []
@@ -195,8 +217,8 @@ def test_wrong_passwords_get_slower_other_addresses_do_not(tmp_path: Path) -> No
         "192.0.2.1"
     ]
     assert env.audits == [
-        "throttling failed logins from 192.0.2.1 after 3 failures",
-        "throttling failed logins from 192.0.2.1 ended after a successful login: "
+        "throttling failed logins from 192.0.2.1 for user 'alice' after 3 failures",
+        "throttling failed logins from 192.0.2.1 for user 'alice' ended after a successful login: "
         "6 failures, 3 of them not audited one by one",
     ]
 
@@ -242,7 +264,7 @@ def test_throttling_episode_ends_after_a_quiet_period(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert env.audits[1] == (
-        "throttling failed logins from 192.0.2.1 ended after no failure for 1 s: "
+        "throttling failed logins from 192.0.2.1 for user 'alice' ended after no failure for 1 s: "
         "4 failures, 1 of them not audited one by one"
     )
     assert len(env.failures) == 4
@@ -293,9 +315,10 @@ def test_real_server_slows_a_burst_of_wrong_passwords(shared_server: Server) -> 
         assert (status, took < 0.25) == (401, True)
         lines = [parse_line(raw) for raw in admin.get("/axis-cgi/systemlog.cgi").text.splitlines()]
     audit = [line.message for line in lines if line is not None and line.tag == "audit"]
-    assert audit.count("throttling failed logins from 127.0.0.1 after 5 failures") == 1
+    started = "throttling failed logins from 127.0.0.1 for user 'root' after 5 failures"
+    assert audit.count(started) == 1
     assert (
-        "throttling failed logins from 127.0.0.1 ended after a successful login: "
+        "throttling failed logins from 127.0.0.1 for user 'root' ended after a successful login: "
         "8 failures, 3 of them not audited one by one"
     ) in audit
     assert not [m for m in audit if "throttling failed logins from 127.0.0.2" in m]

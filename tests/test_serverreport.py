@@ -84,7 +84,7 @@ def header_block(report: str) -> dict[str, str]:
 def check_report(report: str, server: Server, messages: dict[str, str]) -> dict[str, str]:
     fields = header_block(report)
     boot = (server.state_dir / "boot.json").read_text()
-    assert re.fullmatch(r"[0-9a-f]{32}", fields["Boot id"])
+    assert str(uuid.UUID(fields["Boot id"])) == fields["Boot id"]  # a UUID, as on devices
     assert fields["Boot id"] in boot
     assert fields["Hostname"] == HOST
     assert re.fullmatch(r"ACCC8E[0-9A-F]{6}", fields["Serial number"])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sys
+import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -19,6 +21,11 @@ AXIS = (
 )
 # Anything a terminal or a line-based reader could act on.
 FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# Unicode format characters (bidi overrides and isolates, zero-width, tags), from this
+# Python's own Unicode database: a newer database with new ones makes the test below fail.
+FORMAT_CHARS = [
+    chr(code) for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)) == "Cf"
+]
 
 
 def test_format_matches_axis_device() -> None:
@@ -61,12 +68,23 @@ def test_naive_time_is_local_with_offset() -> None:
         ("\x80\x9b\x9f", "\\x80\\x9b\\x9f"),
         ("a\u2028b\u2029", "a\\u2028b\\u2029"),
         ("\ud800\udfff", "\\ud800\\udfff"),
+        ("user\u202egnp.exe", "user\\u202egnp.exe"),
+        ("\u2066x\u2069\u200b\ufeff", "\\u2066x\\u2069\\u200b\\ufeff"),
+        ("tag\U000e0041", "tag\\U000e0041"),
         ("ä€😀 \xa0ok", "ä€😀 \xa0ok"),
     ],
 )
 def test_escape_each_class(raw: str, escaped: str) -> None:
     assert escape(raw) == escaped
     assert unescape(escaped) == raw
+
+
+def test_every_format_character_is_escaped() -> None:
+    assert len(FORMAT_CHARS) > 100
+    for char in FORMAT_CHARS:
+        escaped = escape(char)
+        assert re.fullmatch(r"\\(x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8})", escaped), hex(ord(char))
+        assert unescape(escaped) == char
 
 
 def test_plain_text_is_returned_unchanged() -> None:
@@ -94,6 +112,7 @@ def test_escape_round_trip(text: str) -> None:
 def test_escaped_output_is_safe(text: str) -> None:
     escaped = escape(text)
     assert FORBIDDEN.search(escaped) is None
+    assert not any(unicodedata.category(char) == "Cf" for char in escaped)
     escaped.encode("utf-8")  # always encodable: no lone surrogates left
 
 

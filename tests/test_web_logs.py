@@ -461,7 +461,7 @@ def test_events_need_an_admin(device: Server) -> None:
     data = status(device)
     assert data["may"]["read_log"] is True
     assert data["persistent"]["cap"] == 64 << 20
-    assert len(data["boot_id"]) == 32
+    assert str(uuid.UUID(data["boot_id"])) == data["boot_id"]
 
 
 def test_events_stream_snapshot_then_new_lines(device: Server) -> None:

@@ -20,3 +20,11 @@ async def read_body(request: Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def is_json(content_type: str) -> bool:
+    """Whether a Content-Type names JSON (`application/json`, `application/*+json`)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )

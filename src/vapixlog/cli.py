@@ -130,6 +130,29 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="connections served at once; a request on one more gets 503",
     )
+    serve.add_argument(
+        "--max-connections-per-address",
+        type=_positive(int),
+        default=None,
+        metavar="N",
+        help="connections one client address may hold at once; one more gets 503 and is "
+        "closed (default: 512, at most 3/4 of --max-connections)",
+    )
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="take client addresses from X-Forwarded-For on requests from this proxy address "
+        "or network (repeatable; default: never, the socket's peer address is the client's)",
+    )
+    serve.add_argument(
+        "--systemready-version",
+        choices=["1.2", "1.4", "1.5"],
+        default="1.5",
+        help="the systemready.cgi API version to emulate: 1.2 has no bootid and no uptime "
+        "(older firmware), 1.4 adds them, 1.5 adds passphrasepolicy (AXIS OS 12)",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     users = commands.add_parser("users", help="manage the device's users")
@@ -161,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from vapixlog.auth import ensure_admin
+    from vapixlog.edge import TrustedProxies
     from vapixlog.server import (
         DeviceServer,
         ServeOptions,
@@ -191,6 +215,11 @@ def _serve(args: argparse.Namespace) -> int:
             "vapixlog: --devices takes 1..10000 and the ports must fit below 65536", file=sys.stderr
         )
         return 2
+    try:
+        TrustedProxies(args.trusted_proxy)
+    except ValueError as exc:
+        print(f"vapixlog: --trusted-proxy: {exc}", file=sys.stderr)
+        return 2
     state_dir = args.state_dir or default_state_dir()
     configs = device_configs(
         state_dir,
@@ -199,6 +228,7 @@ def _serve(args: argparse.Namespace) -> int:
         hostname=args.hostname,
         limits=limits,
         rate_limit=args.rate_limit,
+        systemready_version=args.systemready_version,
     )
     users = open_users(state_dir, serial=args.serial, hostname=args.hostname)
     try:
@@ -222,6 +252,8 @@ def _serve(args: argparse.Namespace) -> int:
         tls_keyfile=str(tls.keyfile) if tls else None,
         request_timeout=args.request_timeout,
         max_connections=args.max_connections,
+        max_connections_per_address=args.max_connections_per_address,
+        trusted_proxies=tuple(args.trusted_proxy),
     )
     if tls:
         print(f"TLS certificate {tls.certfile}, SHA-256 fingerprint {tls.fingerprint}", flush=True)
@@ -229,8 +261,9 @@ def _serve(args: argparse.Namespace) -> int:
         DeviceServer(config, users, port=args.port + index, options=options)
         for index, config in enumerate(configs)
     ]
+    # A descriptor per connection, plus listening sockets and log files per device.
+    raise_open_files_limit(64 * len(servers) + args.max_connections + 64)
     if len(servers) > 1:
-        raise_open_files_limit(64 * len(servers))
         _write_fleet_file(state_dir / "devices.txt", servers, tls is not None)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(serve(servers))

@@ -55,6 +55,24 @@ class Identity:
         return identity
 
 
+@dataclass
+class Lifetime:
+    """The device's lifetime statistics, kept across boots in `lifetime.json` (the server
+    report shows them): every start, and every requested reboot (any CGI)."""
+
+    boots: int = 0
+    restarts: int = 0
+
+    @classmethod
+    def load(cls, path: Path) -> Lifetime:
+        stored = _read_json(path)
+        counts = [stored.get(name) for name in ("boots", "restarts")]
+        return cls(*(n if isinstance(n, int) and n >= 0 else 0 for n in counts))
+
+    def save(self, path: Path) -> None:
+        _write_json(path, {"boots": self.boots, "restarts": self.restarts})
+
+
 @dataclass(frozen=True)
 class DeviceConfig:
     state_dir: Path
@@ -62,6 +80,8 @@ class DeviceConfig:
     hostname: str | None = None
     limits: LogLimits = field(default_factory=LogLimits)
     rate_limit: Rate | None = DEFAULT_WRITE_RATE  # writeMessage per (user, address)
+    firmware_version: str = "12.11.77"  # the AXIS OS version the spec's captures come from
+    systemready_version: str = "1.5"  # what systemready.cgi answers (1.2, 1.4 or 1.5)
 
 
 class Device:
@@ -73,10 +93,15 @@ class Device:
             self.state_dir / "identity.json", serial=config.serial, hostname=config.hostname
         )
         self.firmware = f"vapixlog {version('vapixlog')}"
+        self.firmware_version = config.firmware_version  # the AXIS OS version it claims
+        self.firmware_part = "vapixlog"  # a device's product part number; ours names us
+        self.reset_source = "poweron"  # why the previous boot ended: poweron, reboot, crash
         self.boot_id = ""
         self.started_at = 0.0
         self._settings_path = self.state_dir / "settings.json"
         self._boot_path = self.state_dir / "boot.json"
+        self._lifetime_path = self.state_dir / "lifetime.json"
+        self.lifetime = Lifetime()
         self._state_lock = asyncio.Lock()
         self._stop_reason = "shutdown"
         self.syslog: SystemLog
@@ -85,10 +110,13 @@ class Device:
     async def start(self) -> None:
         """Cold start: recover the persistent log, begin a boot session, log the boot."""
         previous = _read_json(self._boot_path)
-        self.boot_id = uuid.uuid4().hex
+        self.boot_id = str(uuid.uuid4())  # a UUID, as systemready.cgi's `bootid` on devices
         self.started_at = asyncio.get_running_loop().time()
+        self.lifetime = Lifetime.load(self._lifetime_path)
+        self.lifetime.boots += 1  # every start counts, crashes and power losses too
         try:  # a full disk must not keep the device from booting
             _write_json(self._boot_path, {"boot_id": self.boot_id, "clean_shutdown": False})
+            self.lifetime.save(self._lifetime_path)
             boot_error: OSError | None = None
         except OSError as error:
             boot_error = error
@@ -106,6 +134,12 @@ class Device:
             f"{self.firmware} starting on {self.identity.hostname} "
             f"(serial {self.identity.serial}), boot {self.boot_id}",
         )
+        if not previous.get("boot_id"):
+            self.reset_source = "poweron"
+        elif not previous.get("clean_shutdown"):
+            self.reset_source = "crash"
+        else:
+            self.reset_source = "reboot" if previous.get("reason") == "reboot" else "poweron"
         if previous_id := previous.get("boot_id"):
             if previous.get("clean_shutdown"):
                 self.syslog.log(Severity.INFO, f"previous boot {previous_id} shut down cleanly")
@@ -132,6 +166,11 @@ class Device:
         """Audit a reboot request; the shutdown that follows is logged as a reboot, and API
         calls meanwhile answer 503 (code 10)."""
         self._stop_reason = "reboot"
+        self.lifetime.restarts += 1
+        try:
+            await asyncio.to_thread(self.lifetime.save, self._lifetime_path)
+        except OSError as error:
+            self._warn(f"cannot count this restart in {self._lifetime_path.name}: {error}")
         await self.audit(f"reboot requested by {actor}")
 
     def cancel_reboot(self) -> None:
@@ -146,7 +185,8 @@ class Device:
         )
         await self.syslog.close()
         try:
-            _write_json(self._boot_path, {"boot_id": self.boot_id, "clean_shutdown": True})
+            ended = {"boot_id": self.boot_id, "clean_shutdown": True, "reason": self._stop_reason}
+            _write_json(self._boot_path, ended)
         except OSError as error:  # e.g. a full disk: the shutdown itself still succeeds
             _log.warning("cannot record the clean shutdown in %s: %s", self._boot_path, error)
 

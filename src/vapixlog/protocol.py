@@ -15,18 +15,31 @@ handshake itself has the event loop's own limit (60 s).
 httptools itself has no limit on the size of the request line and headers (uvicorn's h11
 protocol has one): the protocol answers `431` and closes when they pass `MAX_HEADER_BYTES`.
 
+Connection limits (`vapixlog.connections`, one table per server): a connection beyond its
+address's cap is answered `503` at once, before its request, and closed as soon as the
+request comes (so that the answer is not lost to a reset), or after `REFUSED_LINGER` seconds;
+it is no longer counted against `--max-connections` meanwhile. Near the total limit, a new
+connection closes the oldest connections waiting for a request (silently, like uvicorn's
+keep-alive timeout).
+
 It is the class uvicorn's `Config(http=...)` takes: no uvicorn global is touched.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import logging
+from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from vapixlog.connections import ConnectionTable
+
+log = logging.getLogger(__name__)
+
 DEFAULT_REQUEST_TIMEOUT = 10.0
 MAX_HEADER_BYTES = 64 << 10  # request line and headers of one request
+REFUSED_LINGER = 1.0  # seconds a refused connection waits for its request before it is closed
 
 _408 = (
     b"HTTP/1.1 408 Request Timeout\r\n"
@@ -44,12 +57,22 @@ _431 = (
     b"\r\n"
     b"Request header fields too large\n"
 )
+_503 = (
+    b"HTTP/1.1 503 Service Unavailable\r\n"
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 39\r\n"
+    b"connection: close\r\n"
+    b"\r\n"
+    b"Too many connections from this address\n"
+)
 
 
 class RequestTimeoutProtocol(HttpToolsProtocol):
     """HttpToolsProtocol whose requests must arrive within `request_timeout` seconds."""
 
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    # The server's connection limits: set per server by `http_protocol`; None: no limits.
+    connection_table: ClassVar[ConnectionTable[RequestTimeoutProtocol] | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -59,12 +82,33 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         self._header_bytes = 0  # size of the current request line and headers
         self._raw_header_bytes = 0  # bytes received while they were incomplete
         self._rejected = False  # answered 431: the rest of the connection is ignored
+        self._over_cap = False  # refused (503) at once: its address has too many connections
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm()
+        if self._admit():
+            self._arm()
+
+    def _admit(self) -> bool:
+        """Count the connection against the limits (making room near the total limit), or
+        refuse it: over its address's cap."""
+        table = self.connection_table
+        if table is None:
+            return True
+        admitted = table.admit(self, self.client[0] if self.client else None)
+        if admitted:
+            for victim in table.shed():
+                victim._shed()
+        else:
+            self._refuse()
+        if summary := table.summary():
+            log.warning("%s", summary)
+        return admitted
 
     def data_received(self, data: bytes) -> None:
+        if self._over_cap:  # its request came (and is read): the 503 went out before it
+            self.transport.close()
+            return
         if self._request_timer is None and not self._in_message:
             # These bytes begin a request (or are stray CRLFs between requests, which must
             # not keep a connection open either).
@@ -108,13 +152,24 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         self._disarm()
         if not self._rejected:
             super().on_message_complete()
+            if self.connection_table is not None and not self._idle():
+                self.connection_table.busy(self)  # being answered: never shed
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.connection_table is not None and not self.transport.is_closing() and self._idle():
+            self.connection_table.waiting(self)  # for the next request (keep-alive)
 
     def handle_websocket_upgrade(self) -> None:
         self._disarm()  # the connection now belongs to the websocket protocol
+        if self.connection_table is not None:
+            self.connection_table.release(self)  # which never calls our connection_lost
         super().handle_websocket_upgrade()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self.connection_table is not None:
+            self.connection_table.release(self)
         super().connection_lost(exc)
 
     def _arm(self) -> None:
@@ -140,6 +195,20 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
             self.transport.write(_408)
         self.transport.close()
 
+    def _shed(self) -> None:
+        """Close this connection waiting for a request, to make room near the limit."""
+        # Out of the count of `limit_concurrency` at once: the transport calls connection_lost
+        # only later, maybe after the request of the connection that made room.
+        self.connections.discard(self)
+        self.transport.close()
+
+    def _refuse(self) -> None:
+        """Refuse a connection over its address's cap: 503 now, close on its request."""
+        self._over_cap = True
+        self.connections.discard(self)  # not served: not counted by `limit_concurrency`
+        self.transport.write(_503)
+        self._request_timer = self.loop.call_later(REFUSED_LINGER, self.transport.close)
+
     def _reject(self) -> None:
         """Refuse the request whose headers are too large, and the connection with it."""
         self._rejected = True
@@ -152,10 +221,22 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         return self.cycle is None or self.cycle.response_complete
 
 
-def http_protocol(request_timeout: float) -> type[RequestTimeoutProtocol]:
-    """The protocol class to pass as `uvicorn.Config(http=...)`."""
+def http_protocol(
+    request_timeout: float,
+    *,
+    max_connections: int | None = None,
+    max_per_address: int | None = None,
+) -> type[RequestTimeoutProtocol]:
+    """The protocol class to pass as `uvicorn.Config(http=...)`, with its own connection table
+    (counts are per server) when `max_connections` is given; `max_per_address` None: the
+    default of `vapixlog.connections`."""
     if request_timeout <= 0:
         raise ValueError("request_timeout must be positive")
+    table: ConnectionTable[RequestTimeoutProtocol] | None = None
+    if max_connections is not None:
+        table = ConnectionTable(max_connections, max_per_address)
     return type(
-        "RequestTimeoutProtocol", (RequestTimeoutProtocol,), {"request_timeout": request_timeout}
+        "RequestTimeoutProtocol",
+        (RequestTimeoutProtocol,),
+        {"request_timeout": request_timeout, "connection_table": table},
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import resource
 import signal
@@ -40,6 +41,8 @@ class ServeOptions:
     tls_keyfile: str | None = None
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT  # a whole request must arrive within
     max_connections: int = 1000  # served at once; a request on one more gets 503
+    max_connections_per_address: int | None = None  # None: 512, at most 3/4 of max_connections
+    trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For is believed
 
 
 class _UvicornServer(uvicorn.Server):
@@ -68,15 +71,27 @@ class DeviceServer:
         """Serve until `stop`, cold-starting the device again after every reboot."""
         while not self._stopping.is_set():
             self.device = Device(self.config)
-            app = create_app(self.device, self.users, max_body=self.options.max_body, power=self)
+            app = create_app(
+                self.device,
+                self.users,
+                max_body=self.options.max_body,
+                power=self,
+                trusted_proxies=self.options.trusted_proxies,
+            )
             config = uvicorn.Config(
                 app,
                 host=self.options.host,
                 port=self.port,
                 log_config=None,
                 access_log=False,
+                # Client addresses come from the socket (see vapixlog.edge.clientaddr).
+                proxy_headers=False,
                 timeout_graceful_shutdown=5,
-                http=http_protocol(self.options.request_timeout),
+                http=http_protocol(
+                    self.options.request_timeout,
+                    max_connections=self.options.max_connections,
+                    max_per_address=self.options.max_connections_per_address,
+                ),
                 # uvicorn counts the connection being checked too: N + 1 serves N at once.
                 limit_concurrency=self.options.max_connections + 1,
                 ssl_certfile=self.options.tls_certfile,
@@ -142,19 +157,24 @@ def device_configs(
     hostname: str | None,
     limits: LogLimits,
     rate_limit: Rate | None,
+    systemready_version: str = "1.5",
 ) -> list[DeviceConfig]:
     """One device uses the state dir itself; several use `devices/NNNN/` below it, each with
     its own identity, settings, boot sessions and logs (the users at the top apply to all).
     A given serial or hostname is the first device's; the others count up from it."""
+    make = functools.partial(
+        DeviceConfig,
+        limits=limits,
+        rate_limit=rate_limit,
+        systemready_version=systemready_version,
+    )
     if count == 1:
-        return [DeviceConfig(state_dir, serial, hostname, limits, rate_limit)]
+        return [make(state_dir, serial, hostname)]
     return [
-        DeviceConfig(
+        make(
             state_dir / "devices" / f"{index:04d}",
             f"{int(serial, 16) + index:012X}" if serial else None,
             f"{hostname}-{index}" if hostname else None,
-            limits,
-            rate_limit,
         )
         for index in range(count)
     ]

@@ -108,8 +108,9 @@ class DigestAuthority:
         self._max_tracked = max_tracked_nonces
         # opaque is fixed per authority: it carries no state, clients just echo it.
         self.opaque = hmac.new(self._secret, b"opaque", hashlib.sha256).hexdigest()[:32]
-        # nonce -> (nc window state, see _accept_nc; nonce timestamp ms), in order of first use.
-        self._seen: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        # nonce -> (nc window state, see _accept_nc; nonce timestamp ms; the user who proved
+        # the password with it), in order of first use.
+        self._seen: OrderedDict[str, tuple[int, int, str]] = OrderedDict()
         # Nonces issued at or before this time (ms) that are not in `_seen` may have been
         # evicted while still valid; they are treated as stale so a replay cannot slip in.
         self._evicted_upto_ms = -1
@@ -122,13 +123,17 @@ class DigestAuthority:
         raw = head + hmac.new(self._secret, head, hashlib.sha256).digest()[:16]
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
-    def challenges(self, stale: bool = False) -> list[str]:
+    def challenges(self, stale: bool = False, *, proven_by: str | None = None) -> list[str]:
         """``WWW-Authenticate`` values: Digest SHA-256, Digest MD5, then Basic.
 
         Both Digest challenges share one nonce and opaque: `requests` merges multiple
-        challenges into one dict, which only works if the shared fields agree.
+        challenges into one dict, which only works if the shared fields agree. `proven_by`
+        names the user whose stale credentials were right: the new nonce is proven for them.
         """
         nonce = self.new_nonce()
+        if proven_by is not None:
+            with self._lock:
+                self._remember(nonce, (0, int(self._clock() * 1000), proven_by))
         tail = ", stale=true" if stale else ""
         out = [
             f'Digest realm="{self.realm}", qop="auth", algorithm={alg}, '
@@ -139,6 +144,16 @@ class DigestAuthority:
         return out
 
     # -- verification ----------------------------------------------------------------
+
+    def proven(self, nonce: str, username: str) -> bool:
+        """Whether `username` has proven the password with `nonce` (or its stale one).
+
+        Only a client that knows the password can make a nonce proven, so the failed-login
+        throttle lets such a client's attempts be checked even while it refuses others.
+        """
+        with self._lock:
+            seen = self._seen.get(nonce)
+        return seen is not None and seen[2] == username
 
     def verify(
         self,
@@ -233,8 +248,6 @@ class DigestAuthority:
         return -5.0 <= age <= self.nonce_ttl
 
     def _check_nc(self, nonce: str, nc: int, ts_ms: int, username: str) -> DigestResult:
-        now_ms = int(self._clock() * 1000)
-        ttl_ms = int(self.nonce_ttl * 1000)
         with self._lock:
             seen = self._seen.get(nonce)
             if seen is None and ts_ms <= self._evicted_upto_ms:
@@ -244,17 +257,23 @@ class DigestAuthority:
             window = _accept_nc(seen[0] if seen else None, nc)
             if window is None:
                 return DigestResult(False, username, reason="replayed nonce count")
-            self._seen[nonce] = (window, ts_ms)
-            # Forget expired nonces from the front (oldest first use), then enforce the cap.
-            while self._seen:
-                old_nonce, (_, old_ts) = next(iter(self._seen.items()))
-                expired = old_ts + ttl_ms < now_ms
-                if not expired and len(self._seen) <= self._max_tracked:
-                    break
-                del self._seen[old_nonce]
-                if not expired:
-                    self._evicted_upto_ms = max(self._evicted_upto_ms, old_ts)
+            self._remember(nonce, (window, ts_ms, username))
         return DigestResult(True, username)
+
+    def _remember(self, nonce: str, state: tuple[int, int, str]) -> None:
+        """Track `nonce`; forget expired nonces from the front (oldest first use), then
+        enforce the cap. Called with the lock held."""
+        self._seen[nonce] = state
+        now_ms = int(self._clock() * 1000)
+        ttl_ms = int(self.nonce_ttl * 1000)
+        while self._seen:
+            old_nonce, (_, old_ts, _) = next(iter(self._seen.items()))
+            expired = old_ts + ttl_ms < now_ms
+            if not expired and len(self._seen) <= self._max_tracked:
+                break
+            del self._seen[old_nonce]
+            if not expired:
+                self._evicted_upto_ms = max(self._evicted_upto_ms, old_ts)
 
 
 # Clients that share one nonce over several connections (httpx's pool does) send counts that

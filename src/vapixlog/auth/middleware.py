@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from vapixlog.auth.digest import DigestAuthority
+from vapixlog.auth.digest import DigestAuthority, parse_params
 from vapixlog.auth.throttle import LoginPolicy, LoginThrottle
 from vapixlog.auth.users import User, UserStore
 from vapixlog.ratelimit import retry_after
@@ -43,11 +43,14 @@ class AuthMiddleware:
     on_failure(username or None, client host, reason) is called for failed logins:
     credentials given but wrong or unparseable; not for a missing header or a stale nonce.
 
-    Failed logins are throttled per client address by `login_policy` (None: not at all;
-    the device's app passes the default `LoginPolicy()`): after `free_failures` consecutive
-    failures the 401 is sent only after a growing delay (`asyncio.sleep`, so other clients
-    go on), attempts beyond `max_pending` delayed answers per address get 429 (code 9,
-    Retry-After) without their credentials being checked, and a success resets the address.
+    Failed logins are throttled per client address and claimed user name by `login_policy`
+    (None: not at all; the device's app passes the default `LoginPolicy()`): after
+    `free_failures` consecutive failures the 401 is sent only after a growing delay
+    (`asyncio.sleep`, so other clients go on), attempts beyond `max_pending` delayed answers
+    get 429 (code 9, Retry-After) without their credentials being checked, and a fresh
+    successful login resets the entry. A Digest client whose nonce already proved the
+    password for that user is never refused: a guesser sharing the address and user name
+    cannot lock out a logged-in admin (docs/security.md has the trade-offs).
     Only the first `free_failures` failures of an episode reach `on_failure`;
     `on_throttle(message)` audits the start of the episode and a summary at its end.
     """
@@ -93,9 +96,15 @@ class AuthMiddleware:
         header = _find_header(scope.get("headers", ()), b"authorization")
         throttle = self.throttle
         host = _client_host(scope)
-        if header and throttle is not None and (wait := throttle.admit(host)) is not None:
-            await self._refuse(send, kind, path, host, wait)
-            return
+        claimed, proven = None, False
+        if header and throttle is not None and throttle.tracking_address(host):
+            claimed, nonce = _claimed_user(header)
+            # A client that proved the password with its nonce is no guesser: check it even
+            # while this address and user get refusals.
+            proven = bool(claimed and nonce and self.digest.proven(nonce, claimed))
+            if not proven and (wait := throttle.admit(host, claimed)) is not None:
+                await self._refuse(send, kind, path, host, wait)
+                return
         try:
             user, given, stale = self._authenticate(scope, header)
         except Exception:
@@ -104,27 +113,34 @@ class AuthMiddleware:
             log.exception("authentication crashed; refusing the request")
             user, given, stale = None, True, False
         if user is not None:
-            if throttle is not None and throttle.tracking(host):
-                self._audit(throttle.success(host))
+            # Only a fresh login ends an episode: a logged-in client's every request would
+            # otherwise hand a guesser at the same address new free attempts.
+            if throttle is not None and not proven and throttle.tracking_address(host):
+                self._audit(throttle.success(host, claimed or user.name))
             scope[USER_SCOPE_KEY] = user
             await self.app(scope, receive, send)
             return
         failed = given and not stale
         if failed and throttle is not None:
-            delay, messages = throttle.failure(host)
+            if claimed is None and header:
+                claimed, _ = _claimed_user(header)
+            delay, messages = throttle.failure(host, claimed)
             self._audit(messages)
             self._arm_expiry()
             if delay > 0:
                 try:  # the slot reserved by failure() is held while waiting
                     await asyncio.sleep(delay)
                 finally:
-                    throttle.release(host)
+                    throttle.release(host, claimed)
         if kind == "websocket":
             # Before accept, a close makes the server answer 403; a websocket handshake
             # cannot carry our 401 challenge without an extension, so keep it simple.
             await send({"type": "websocket.close", "code": 1008})
         else:
-            await self._send_401(send, path, failed=failed, stale=stale)
+            proven_by = None
+            if stale and header:  # stale: the client knows the password
+                proven_by, _ = _claimed_user(header)
+            await self._send_401(send, path, failed=failed, stale=stale, proven_by=proven_by)
 
     # -- authentication --------------------------------------------------------------
 
@@ -192,7 +208,7 @@ class AuthMiddleware:
         if self.on_failure is None:
             return
         host = _client_host(scope)
-        if self.throttle is not None and self.throttle.throttled(host):
+        if self.throttle is not None and self.throttle.throttled(host, username):
             return  # summarised when the throttling episode ends
         self.on_failure(username, host, reason)
 
@@ -257,7 +273,9 @@ class AuthMiddleware:
 
     # -- responses -------------------------------------------------------------------
 
-    async def _send_401(self, send: Send, path: str, *, failed: bool, stale: bool) -> None:
+    async def _send_401(
+        self, send: Send, path: str, *, failed: bool, stale: bool, proven_by: str | None = None
+    ) -> None:
         message = "Authentication failed" if failed else "Authentication required"
         if path.startswith(_CONFIG_PREFIX):
             body = b'{"status":"error","error":{"code":3,"message":"' + message.encode() + b'"}}'
@@ -265,7 +283,8 @@ class AuthMiddleware:
         else:
             body = message.encode() + b"\n"
             ctype = b"text/plain; charset=utf-8"
-        headers = [(b"www-authenticate", c.encode()) for c in self.digest.challenges(stale)]
+        challenges = self.digest.challenges(stale, proven_by=proven_by)
+        headers = [(b"www-authenticate", c.encode()) for c in challenges]
         headers += [
             (b"content-type", ctype),
             (b"content-length", str(len(body)).encode()),
@@ -278,6 +297,23 @@ class AuthMiddleware:
 def _client_host(scope: Scope) -> str:
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
+
+
+def _claimed_user(header: bytes) -> tuple[str | None, str | None]:
+    """(user name, Digest nonce) as an Authorization header claims them, unverified."""
+    scheme, _, rest = header.strip().partition(b" ")
+    scheme = scheme.lower()
+    try:
+        if scheme == b"basic":
+            decoded = base64.b64decode(rest.strip(), validate=True).decode("utf-8")
+            name, colon, _ = decoded.partition(":")
+            return (name if colon else None), None
+        if scheme == b"digest":
+            params = parse_params(rest.decode("latin-1"))
+            return params.get("username"), params.get("nonce")
+    except (binascii.Error, ValueError):  # MalformedHeader and UnicodeDecodeError too
+        pass
+    return None, None
 
 
 def _find_header(headers: Any, name: bytes) -> bytes | None:

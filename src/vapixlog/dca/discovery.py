@@ -57,6 +57,14 @@ def discovery_document(apis: Sequence[BoundApi]) -> dict[str, Any]:
     }
 
 
+def browsable_documents(apis: Sequence[BoundApi]) -> tuple[set[str], set[str]]:
+    """(Markdown documents, OpenAPI documents): what the web UI's pages may show."""
+    entries = [api_entry(api) for api in apis]
+    markdown = {entry["doc"] for entry in entries}
+    openapi = {entry["rest_openapi"] for entry in entries} | {f"{DISCOVER}/openapi.json"}
+    return markdown, openapi
+
+
 def routes(apis: Sequence[BoundApi], *, firmware: str) -> list[Route]:
     """Discovery routes; every document is built once, here."""
     documents: dict[str, Response] = {}

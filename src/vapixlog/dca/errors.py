@@ -61,6 +61,10 @@ class UnsupportedMediaTypeError(DcaError):
     code, status, prefix = 8, 415, "Unsupported media type"
 
 
+class CrossSiteRefusedError(DcaError):
+    code, status, prefix = 12, 403, "Forbidden"
+
+
 class RateLimitedError(DcaError):
     code, status, prefix = 9, 429, "Rate limited"
 

@@ -248,8 +248,8 @@ def _entity_paths(
                 description=action.description,
             )
             if not action.request_type:
-                # No input: the body, or its `data`, may be left out.
-                post["requestBody"]["required"] = False
+                # No input: `data` may be left out. The body stays required: without a JSON
+                # Content-Type the request is refused (a browser's cross-site POST has none).
                 del post["requestBody"]["content"]["application/json"]["schema"]["required"]
             paths[f"{url}/{action.name}"] = _with_legacy_put({"post": post}, "post")
     for child in entity.entities.values():

@@ -22,6 +22,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from vapixlog.auth.users import User
+from vapixlog.body import is_json
 from vapixlog.dca import envelope
 from vapixlog.dca.binding import BoundApi, RequestContext, Result
 from vapixlog.dca.errors import (
@@ -255,9 +256,12 @@ class DcaApp:
 
     async def _read_data(self, request: DcaRequest, strict: bool, *, optional: bool = False) -> Any:
         """The `data` member of a JSON body of at most `max_body` bytes."""
+        # Required even without a body: a browser sends text/plain, form encodings or
+        # nothing cross-site without asking first (CORS), never application/json.
         content_type = request.header(b"content-type")
-        if content_type is not None and not _is_json(content_type):
-            raise UnsupportedMediaTypeError(f"{content_type!r}, send application/json")
+        if content_type is None or not is_json(content_type):
+            given = "no Content-Type" if content_type is None else repr(content_type)
+            raise UnsupportedMediaTypeError(f"{given}, send application/json")
         raw = await request.body(self.max_body)
         if raw is None:
             raise PayloadTooLargeError(f"the limit is {self.max_body} bytes")
@@ -323,13 +327,6 @@ def _strict(request: DcaRequest) -> bool:
     if value not in ("true", "false"):
         raise ValidationError("strict: must be true or false")
     return value == "true"
-
-
-def _is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
 
 
 def _reply(result: Result | None, *, status: int = 200) -> Reply:

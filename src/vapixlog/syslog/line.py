@@ -3,8 +3,9 @@
     2020-10-09T10:30:02.425-05:00 axis-accc8ef7d108 [ INFO    ] systemd[1]: Started Rotate ...
 
 The tag and the message are escaped so that one line is always exactly one entry (no LF or CR
-can start a fake entry) and printing the log never drives a terminal (no ESC, no C1 CSI, no
-bidi-breaking line separators). The escaping is reversible with `unescape`.
+can start a fake entry) and printing the log never drives a terminal or reorders what it shows
+(no ESC, no C1 CSI, no line separators, no bidi or zero-width format characters). The escaping
+is reversible with `unescape`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,17 @@ from vapixlog.severity import Severity
 
 # Everything that must not appear raw in a line: the backslash (so escapes are unambiguous),
 # C0 controls incl. TAB/LF/CR, DEL, C1 controls, the Unicode line/paragraph separators (some
-# viewers break lines there) and lone surrogates (not encodable as UTF-8 at all).
-_SPECIAL = re.compile("[\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-_ESCAPED = re.compile(r"\\(?:(\\)|x([0-9a-f]{2})|u([0-9a-f]{4}))")
+# viewers break lines there), lone surrogates (not encodable as UTF-8 at all) and the Unicode
+# format characters (category Cf: bidi overrides and isolates, zero-width characters, the BOM,
+# tag characters), which reorder or hide text and so let a message disguise itself.
+_FORMAT = (
+    "\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f"
+)
+_SPECIAL = re.compile(f"[\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff{_FORMAT}]")
+_ESCAPED = re.compile(r"\\(?:(\\)|x([0-9a-f]{2})|u([0-9a-f]{4})|U([0-9a-f]{8}))")
 
 
 def _escape_char(match: re.Match[str]) -> str:
@@ -27,7 +36,9 @@ def _escape_char(match: re.Match[str]) -> str:
     if char == "\\":
         return "\\\\"
     code = ord(char)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def escape(text: str) -> str:
@@ -39,10 +50,10 @@ def escape(text: str) -> str:
 
 
 def _unescape_match(match: re.Match[str]) -> str:
-    backslash, byte, unit = match.groups()
+    backslash, byte, unit, wide = match.groups()
     if backslash is not None:
         return "\\"
-    return chr(int(byte if byte is not None else unit, 16))
+    return chr(int(byte or unit or wide, 16))
 
 
 def unescape(text: str) -> str:

@@ -1,13 +1,19 @@
 """Browsable documentation, offline: Swagger UI and a Markdown page for doc.md.
 
-The assets (swagger-ui-dist, marked) are shipped in `assets/`, refreshed by
-`scripts/update-web-assets.sh`; no page loads anything from another origin.
+The assets (swagger-ui-dist, marked, DOMPurify) are shipped in `assets/`, refreshed by
+`scripts/update-web-assets.sh`; the pages' own script and style are files in `ui/`. No page
+loads anything from another origin, and none carries inline script (the edge gives every HTML
+page a strict Content-Security-Policy; Swagger UI's is relaxed only for inline styles and
+`data:` images, which it needs).
+
+Each page shows only the device's own documents: the `url` and `md-doc-loc` parameters must be
+exactly one of the paths discovery lists (no `..`, encodings or other origins to smuggle).
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Awaitable, Callable
+from collections.abc import Collection
 from pathlib import Path
 
 from starlette.requests import Request
@@ -15,29 +21,27 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from vapixlog.edge import content_security_policy
+
 WEB_UI = "/config/web-ui"
 ASSETS = Path(__file__).with_name("assets")
-# Only documents of this device may be shown: no page loads a spec from elsewhere.
-_ALLOWED_SOURCES = ("/config/discover/",)
+UI = Path(__file__).with_name("ui")
+# Swagger UI sets inline styles and draws some icons from data: URLs.
+SWAGGER_CSP = content_security_policy(style_src="'self' 'unsafe-inline'")
 
 _SWAGGER_PAGE = """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>{title}</title>
+<title>Swagger UI</title>
 <link rel="stylesheet" href="{web_ui}/assets/swagger-ui.css">
 </head>
 <body>
 <div id="swagger-ui"></div>
 <script src="{web_ui}/assets/swagger-ui-bundle.js"></script>
-<script src="{web_ui}/swagger-ui/init.js" data-url="{url}"></script>
+<script src="{web_ui}/ui/swagger-init.js" data-url="{url}"></script>
 </body>
 </html>
-"""
-
-_SWAGGER_INIT = """
-const url = document.currentScript.dataset.url;
-window.ui = SwaggerUIBundle({url: url, dom_id: "#swagger-ui", deepLinking: true});
 """
 
 _DOC_PAGE = """<!doctype html>
@@ -46,69 +50,46 @@ _DOC_PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>API documentation</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
-       line-height: 1.5; color: #1d1d1f; }}
-pre, code {{ background: #f4f4f6; border-radius: 4px; }}
-pre {{ padding: 0.75rem; overflow-x: auto; }}
-table {{ border-collapse: collapse; }}
-td, th {{ border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; }}
-</style>
+<link rel="stylesheet" href="{web_ui}/ui/cu-doc.css">
 </head>
 <body>
 <main id="doc">Loading {source}...</main>
 <script src="{web_ui}/assets/marked.min.js"></script>
-<script src="{web_ui}/cu-doc.js" data-source="{source}"></script>
+<script src="{web_ui}/assets/purify.min.js"></script>
+<script src="{web_ui}/ui/cu-doc.js" data-source="{source}"></script>
 </body>
 </html>
 """
 
-_DOC_INIT = """
-const source = document.currentScript.dataset.source;
-fetch(source, {credentials: "same-origin"})
-  .then((response) => {
-    if (!response.ok) throw new Error(response.status + " " + response.statusText);
-    return response.text();
-  })
-  .then((text) => { document.getElementById("doc").innerHTML = marked.parse(text); })
-  .catch((error) => { document.getElementById("doc").textContent = "Cannot load: " + error; });
-"""
 
+def routes(*, markdown: Collection[str], openapi: Collection[str]) -> list[BaseRoute]:
+    """The pages, for the device's `markdown` documents and `openapi` documents (paths)."""
 
-def _source(request: Request, name: str) -> str | None:
-    value = request.query_params.get(name, "")
-    return value if value.startswith(_ALLOWED_SOURCES) else None
+    def allowed(request: Request, name: str, documents: Collection[str]) -> str | None:
+        value = request.query_params.get(name, "")
+        return value if value in documents else None
 
+    async def swagger_ui(request: Request) -> Response:
+        url = allowed(request, "url", openapi)
+        if url is None:
+            return _refuse("url", openapi)
+        page = _SWAGGER_PAGE.format(web_ui=WEB_UI, url=html.escape(url))
+        return HTMLResponse(page, headers={"Content-Security-Policy": SWAGGER_CSP})
 
-async def swagger_ui(request: Request) -> Response:
-    url = _source(request, "url")
-    if url is None:
-        return PlainTextResponse(f"url must name a document under {_ALLOWED_SOURCES[0]}", 400)
-    page = _SWAGGER_PAGE.format(title="Swagger UI", web_ui=WEB_UI, url=html.escape(url))
-    return HTMLResponse(page)
+    async def doc_page(request: Request) -> Response:
+        source = allowed(request, "md-doc-loc", markdown)
+        if source is None:
+            return _refuse("md-doc-loc", markdown)
+        return HTMLResponse(_DOC_PAGE.format(web_ui=WEB_UI, source=html.escape(source)))
 
-
-async def doc_page(request: Request) -> Response:
-    source = _source(request, "md-doc-loc")
-    if source is None:
-        return PlainTextResponse(
-            f"md-doc-loc must name a document under {_ALLOWED_SOURCES[0]}", 400
-        )
-    return HTMLResponse(_DOC_PAGE.format(web_ui=WEB_UI, source=html.escape(source)))
-
-
-def routes() -> list[BaseRoute]:
     return [
         Route(f"{WEB_UI}/swagger-ui/", swagger_ui, methods=["GET"]),
-        Route(f"{WEB_UI}/swagger-ui/init.js", _js(_SWAGGER_INIT), methods=["GET"]),
         Route(f"{WEB_UI}/cu-doc.html", doc_page, methods=["GET"]),
-        Route(f"{WEB_UI}/cu-doc.js", _js(_DOC_INIT), methods=["GET"]),
+        Mount(f"{WEB_UI}/ui", StaticFiles(directory=UI), name="web-ui-pages"),
         Mount(f"{WEB_UI}/assets", StaticFiles(directory=ASSETS), name="web-ui-assets"),
     ]
 
 
-def _js(text: str) -> Callable[[Request], Awaitable[Response]]:
-    async def script(request: Request) -> Response:
-        return Response(text, media_type="text/javascript")
-
-    return script
+def _refuse(name: str, documents: Collection[str]) -> Response:
+    listed = ", ".join(sorted(documents))
+    return PlainTextResponse(f"{name} must be one of this device's documents: {listed}\n", 400)

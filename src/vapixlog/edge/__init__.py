@@ -1,0 +1,41 @@
+"""The service's edge: what every request passes before authentication and routing.
+
+Outermost first: `ClientAddress` (which address is asking: the socket's peer, or what a
+trusted proxy says), `SecurityHeaders` (hardening headers on every response) and
+`CrossSiteGuard` (browser requests from other sites may not change state). Each is plain
+ASGI middleware with one job; `harden` stacks them around the device's app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+
+from starlette.types import ASGIApp
+
+from vapixlog.edge.clientaddr import ClientAddress, TrustedProxies
+from vapixlog.edge.crosssite import CrossSiteGuard
+from vapixlog.edge.headers import STRICT_CSP, SecurityHeaders, content_security_policy
+
+__all__ = [
+    "STRICT_CSP",
+    "ClientAddress",
+    "CrossSiteGuard",
+    "SecurityHeaders",
+    "TrustedProxies",
+    "content_security_policy",
+    "harden",
+]
+
+
+def harden(
+    app: ASGIApp,
+    *,
+    json_rpc_versions: Mapping[str, str],
+    unsafe_gets: Collection[str] = (),
+    trusted_proxies: Iterable[str] = (),
+) -> ASGIApp:
+    """`app` behind the edge layers (see the module doc)."""
+    guarded = CrossSiteGuard(app, json_rpc_versions=json_rpc_versions, unsafe_gets=unsafe_gets)
+    proxies = TrustedProxies(trusted_proxies)
+    headers = SecurityHeaders(guarded)
+    return ClientAddress(headers, proxies) if proxies else headers
