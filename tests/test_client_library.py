@@ -112,8 +112,7 @@ def test_persistent_clear_report_and_text(device: Server, tmp_path: Path) -> Non
         assert "kept in the persistent log" in persistent
         buffer = io.BytesIO()
         assert c.server_report("text", buffer) == len(buffer.getvalue())
-        assert buffer.getvalue().startswith(b"Server report:")
-        assert c.report_header()["Persistent logging"] == "off"
+        assert c.serial is not None and c.serial.encode() in buffer.getvalue()
         c.clear_persistent_log()
         c.server_report("tar_all", tmp_path / "cleared.tar")
         assert not any("persistent/" in name for name in members(tmp_path / "cleared.tar"))
@@ -161,3 +160,26 @@ def test_capture_turns_persistence_off_when_a_step_fails(device: Server, tmp_pat
     notes = "".join(failed.value.__notes__)
     assert "failed at stage wait" in notes and "turned off again" in notes
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.4"])
+def test_capture_tells_the_reboot_from_systemready(tmp_path: Path, version: str) -> None:
+    """1.4 has boot ids; 1.2 has none, so the client waits for the device to go down and come
+    back."""
+    server = start_server(
+        tmp_path / "state", "--systemready-version", version, "--reboot-downtime", "0.5"
+    )
+    try:
+        with client(server) as c:
+            result = c.capture_boot_logs(tmp_path / "out.tar", timeout=60)
+        identity = (server.state_dir / "identity.json").read_text()
+        assert result.serial is not None and result.serial in identity  # from the realm
+        if version == "1.2":
+            assert result.old_boot_id is None and result.new_boot_id is None
+        else:
+            assert None not in (result.old_boot_id, result.new_boot_id)
+            assert result.old_boot_id != result.new_boot_id
+        text = "".join(members(tmp_path / "out.tar").values())
+        assert "reboot: ending boot" in text  # the shutdown of the old boot was captured
+    finally:
+        server.stop()

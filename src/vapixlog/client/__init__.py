@@ -11,6 +11,7 @@
 devices at once. Every failure is a `VapixError` subclass. See the README, "Client library".
 """
 
+from vapixlog.client._boot import BootState
 from vapixlog.client._client import (
     AsyncClient,
     CaptureResult,
@@ -40,6 +41,7 @@ from vapixlog.severity import Severity
 __all__ = [
     "AsyncClient",
     "AuthenticationError",
+    "BootState",
     "CaptureResult",
     "CertificatePinError",
     "Client",

@@ -24,6 +24,7 @@ import httpx
 from vapixlog.client._errors import CertificatePinError
 
 _HEX = re.compile(r"[0-9a-f]{64}")
+_REALM = re.compile(r'realm="([^"]*)"', re.IGNORECASE)
 
 
 class NegotiateAuth(httpx.Auth):
@@ -33,6 +34,7 @@ class NegotiateAuth(httpx.Auth):
         self._digest = httpx.DigestAuth(username, password)
         self._basic = httpx.BasicAuth(username, password)
         self._chosen: httpx.Auth | None = None
+        self.realm: str | None = None  # of the device's first challenge
 
     @property
     def scheme(self) -> str | None:
@@ -48,7 +50,10 @@ class NegotiateAuth(httpx.Auth):
         response = yield request  # no credentials: learn the schemes from the challenge
         if response.status_code != 401:
             return
-        challenges = [c.lower() for c in response.headers.get_list("www-authenticate")]
+        raw = response.headers.get_list("www-authenticate")
+        realms = (_REALM.search(c) for c in raw)
+        self.realm = next((m[1] for m in realms if m is not None), None)
+        challenges = [c.lower() for c in raw]
         if any(c.startswith("digest ") for c in challenges):
             self._chosen = self._digest
         elif any(c.startswith("basic") for c in challenges):

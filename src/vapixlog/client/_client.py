@@ -24,6 +24,7 @@ from vapixlog.client._auth import (
     normalize_pin,
     ssl_context,
 )
+from vapixlog.client._boot import SYSTEMREADY_CGI, BootState
 from vapixlog.client._errors import (
     DeviceUnavailableError,
     MethodNotAllowedError,
@@ -43,6 +44,8 @@ DISCOVERY = "/config/discover"
 FALLBACK_PATHS = ("/config/rest/log/v1", "/config/rest/log/v1alpha")
 REPORT_MODES = ("text", "tar_all", "zip", "zip_with_image")
 _CHUNK = 64 << 10
+_SERIAL_REALM = re.compile(r"AXIS_([0-9A-Fa-f]{12})")
+_ANONYMOUS = httpx.Auth()  # sends the request as it is: no credentials
 _NO_BODY: Any = object()
 T = TypeVar("T")
 
@@ -173,6 +176,14 @@ class AsyncClient:
     def auth_scheme(self) -> str | None:
         """`"digest"` or `"basic"` once the device's challenge chose it, else None."""
         return self._auth.scheme if self._auth else None
+
+    @property
+    def serial(self) -> str | None:
+        """The device's serial number, from its login realm (`AXIS_<serial>`), known after
+        the first request that needed a login; None before, or for another realm."""
+        realm = self._auth.realm if self._auth else None
+        match = _SERIAL_REALM.fullmatch(realm or "")
+        return match[1].upper() if match else None
 
     # ----- transport -----
 
@@ -341,21 +352,27 @@ class AsyncClient:
         response = await self._send("GET", self.url + SERVERREPORT_CGI, params={"mode": "text"})
         return response.text
 
-    async def report_header(self) -> dict[str, str]:
-        """The `Key: value` block at the top of the text report (`Serial number`,
-        `Boot id`, `Persistent logging`, ...)."""
-        header = (await self.report_text()).split("\n\n", 1)[0]
-        fields: dict[str, str] = {}
-        for line in header.splitlines():
-            key, sep, value = line.partition(": ")
-            if sep:
-                fields.setdefault(key.strip(), value.strip())
-        return fields
+    async def system_ready(self) -> BootState | None:
+        """What `systemready.cgi` says (no login needed): ready or not, and from API version
+        1.4 the boot id and uptime. None when the device has no such CGI (older than AXIS OS
+        9.50) or its answer holds no state."""
+        url = self.url + SYSTEMREADY_CGI
+        body = {"apiVersion": "1.0", "context": "vapixlog", "method": "systemready"}
+        try:
+            response = await self._http.post(url, json=body, auth=_ANONYMOUS)
+        except httpx.TransportError as exc:
+            raise error_from_transport(exc, self.url) from exc
+        if response.status_code == 404:
+            return None
+        if response.is_error:
+            raise error_from_response(response)
+        return BootState.from_reply(self._json(response))
 
     async def boot_id(self) -> str | None:
-        """The id of the device's current boot (`Boot id:` of the text report); None when
-        the device's report does not show one."""
-        return (await self.report_header()).get("Boot id")
+        """The id of the device's current boot (systemready's `bootid`); None when the
+        device does not tell (systemready 1.2, or none at all)."""
+        state = await self.system_ready()
+        return state.boot_id if state else None
 
     async def system_log(self) -> str:
         """The current boot's system log (`systemlog.cgi`), one entry a line."""
@@ -403,21 +420,22 @@ class AsyncClient:
         raises `DeviceUnavailableError` if that takes longer than `timeout` seconds.
 
         >>> await client.reboot(wait=True, timeout=120)
-        '3f2a9c0e8d7b4f1e9a6b5c4d3e2f1a0b'
+        '6f1c2a90-3b7e-4d55-9a0e-21c4be7d0f11'
         """
-        before = await self.boot_id() if wait else None
+        before = await self.system_ready() if wait else None
         await self._request_reboot()
         if not wait:
             return None
         return await self._wait_for_boot(before, timeout)
 
-    async def _wait_for_boot(self, before: str | None, timeout: float) -> str | None:
+    async def _wait_for_boot(self, before: BootState | None, timeout: float) -> str | None:
+        """Poll systemready until the device is ready in a new boot (see `_boot`); its id."""
         deadline = time.monotonic() + timeout
         went_down = False
         interval = 0.2
         while True:
             await asyncio.sleep(interval)
-            interval = min(interval * 1.5, 0.5)
+            interval = min(interval * 1.5, 1.0)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise DeviceUnavailableError(
@@ -425,13 +443,24 @@ class AsyncClient:
                     url=self.url,
                 )
             try:
-                current = await asyncio.wait_for(self.boot_id(), max(remaining, 0.5))
+                state = await asyncio.wait_for(self.system_ready(), max(remaining, 0.5))
             except (DeviceUnavailableError, TimeoutError):
                 went_down = True
                 continue
-            rebooted = current != before if before is not None else went_down
-            if rebooted:
-                return current
+            if state is not None and not state.ready:
+                continue
+            told = state.rebooted_since(before) if state and before else None
+            has_ids = (
+                state is not None
+                and before is not None
+                and None
+                not in (
+                    state.boot_id,
+                    before.boot_id,
+                )
+            )
+            if told or (not has_ids and went_down):
+                return state.boot_id if state else None
 
     async def capture_boot_logs(
         self,
@@ -455,9 +484,9 @@ class AsyncClient:
         (PosixPath('captures/127.0.0.1_8080_ACCC8E31C70D.tar'), 40960, 3)
         """
         started = time.monotonic()
-        header = await self.report_header()
-        serial = header.get("Serial number")
-        before = header.get("Boot id")
+        before = await self.system_ready()
+        await self.persistent_enabled()  # a first login: the realm names the serial
+        serial = self.serial
         target: Path | IO[bytes]
         if isinstance(dest, str | os.PathLike):
             target = Path(dest)
@@ -507,7 +536,7 @@ class AsyncClient:
             bytes=size,
             seconds=time.monotonic() - started,
             serial=serial,
-            old_boot_id=before,
+            old_boot_id=before.boot_id if before else None,
             new_boot_id=after,
         )
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, TypeVar
 
+from vapixlog.client._boot import BootState
 from vapixlog.client._client import AsyncClient, CaptureResult, Stage
 from vapixlog.severity import Severity
 
@@ -111,9 +112,14 @@ class Client:
         """See `AsyncClient.report_text`."""
         return self._run(self._client.report_text())
 
-    def report_header(self) -> dict[str, str]:
-        """See `AsyncClient.report_header`."""
-        return self._run(self._client.report_header())
+    def system_ready(self) -> BootState | None:
+        """See `AsyncClient.system_ready`."""
+        return self._run(self._client.system_ready())
+
+    @property
+    def serial(self) -> str | None:
+        """See `AsyncClient.serial`."""
+        return self._client.serial
 
     def boot_id(self) -> str | None:
         """See `AsyncClient.boot_id`."""
