@@ -12,13 +12,8 @@ devices at once. Every failure is a `VapixError` subclass. See the README, "Clie
 """
 
 from vapixlog.client._boot import BootState
-from vapixlog.client._client import (
-    AsyncClient,
-    CaptureResult,
-    Stage,
-    capture_file_name,
-    normalize_url,
-)
+from vapixlog.client._capture import CaptureResult, Stage, capture_file_name
+from vapixlog.client._client import AsyncClient, normalize_url
 from vapixlog.client._errors import (
     AuthenticationError,
     CertificatePinError,

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import enum
 import os
 import re
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, TypeVar
@@ -25,13 +23,13 @@ from vapixlog.client._auth import (
     ssl_context,
 )
 from vapixlog.client._boot import SYSTEMREADY_CGI, BootState
+from vapixlog.client._capture import CaptureResult, Stage, capture_boot_logs
 from vapixlog.client._errors import (
     DeviceUnavailableError,
     MethodNotAllowedError,
     NotFoundError,
     RpcError,
     UnexpectedResponseError,
-    VapixError,
     error_from_response,
     error_from_transport,
 )
@@ -50,36 +48,6 @@ _NO_BODY: Any = object()
 T = TypeVar("T")
 
 
-class Stage(enum.Enum):
-    """The steps of `capture_boot_logs`, in order (log-api.md, "Capture logs between boot
-    sessions")."""
-
-    ENABLE = "enable"
-    REBOOT = "reboot"
-    WAIT = "wait"
-    DISABLE = "disable"
-    DOWNLOAD = "download"
-    CLEAR = "clear"
-
-
-@dataclass(frozen=True)
-class CaptureResult:
-    """What `capture_boot_logs` produced.
-
-    `path` is the tar file (None when written to a file object), `bytes` its size,
-    `seconds` how long the whole procedure took, and the boot ids before and after the
-    reboot (None when the device's report does not show one).
-    """
-
-    url: str
-    path: Path | None
-    bytes: int
-    seconds: float
-    serial: str | None
-    old_boot_id: str | None
-    new_boot_id: str | None
-
-
 def normalize_url(url: str) -> str:
     """`host[:port]` or `scheme://host[:port][/]` as `scheme://host[:port]` (http by default)."""
     url = url.strip()
@@ -89,15 +57,6 @@ def normalize_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"invalid device URL {url!r}; use e.g. https://192.168.0.90")
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-
-
-def capture_file_name(url: str, serial: str | None) -> str:
-    """`<host>_<port>[_<serial>].tar`: distinct for every device of a fleet."""
-    parts = urllib.parse.urlsplit(url)
-    host = re.sub(r"[^A-Za-z0-9.-]", "_", parts.hostname or "device")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    suffix = "_" + re.sub(r"[^A-Za-z0-9]", "", serial) if serial else ""
-    return f"{host}_{port}{suffix}.tar"
 
 
 class AsyncClient:
@@ -400,7 +359,8 @@ class AsyncClient:
             raise UnexpectedResponseError(f"{url}: unexpected answer to {method}", url=url)
         return data
 
-    async def _request_reboot(self) -> None:
+    async def request_reboot(self) -> None:
+        """Ask for a reboot (`firmwaremanagement.cgi`, the highest 1.x API version)."""
         versions = (await self._rpc("getSupportedVersions", None)).get("apiVersions")
         ones = [v for v in versions or [] if isinstance(v, str) and v.split(".")[0] == "1"]
         if not ones:
@@ -423,13 +383,14 @@ class AsyncClient:
         '6f1c2a90-3b7e-4d55-9a0e-21c4be7d0f11'
         """
         before = await self.system_ready() if wait else None
-        await self._request_reboot()
+        await self.request_reboot()
         if not wait:
             return None
-        return await self._wait_for_boot(before, timeout)
+        return await self.wait_for_new_boot(before, timeout)
 
-    async def _wait_for_boot(self, before: BootState | None, timeout: float) -> str | None:
-        """Poll systemready until the device is ready in a new boot (see `_boot`); its id."""
+    async def wait_for_new_boot(self, before: BootState | None, timeout: float) -> str | None:
+        """Poll systemready until the device is ready in a boot after `before` (see
+        `vapixlog.client._boot`); the new boot id (None when the device tells none)."""
         deadline = time.monotonic() + timeout
         went_down = False
         interval = 0.2
@@ -469,87 +430,10 @@ class AsyncClient:
         timeout: float = 300.0,
         on_stage: Callable[[Stage], None] | None = None,
     ) -> CaptureResult:
-        """Capture the logs of a reboot, the procedure of log-api.md: turn on saving logs to
-        the persistent storage, reboot and wait for the new boot, turn saving off, download
-        every log file (`serverreport.cgi?mode=tar_all`), clear the persistent log.
-
-        `dest` is a directory (an existing one, or a path ending in `/`, then created; the
-        tar is named `<host>_<port>_<serial>.tar` in it), a file path, or a binary file
-        object. `on_stage` is called as each step begins. Whatever
-        fails, saving logs is turned off again when it was turned on and the device answers;
-        the exception then carries a note saying whether that worked.
+        """Capture the logs of a reboot: see `vapixlog.client._capture.capture_boot_logs`.
 
         >>> result = await client.capture_boot_logs("captures/")
         >>> result.path, result.bytes, round(result.seconds)
         (PosixPath('captures/127.0.0.1_8080_ACCC8E31C70D.tar'), 40960, 3)
         """
-        started = time.monotonic()
-        before = await self.system_ready()
-        await self.persistent_enabled()  # a first login: the realm names the serial
-        serial = self.serial
-        target: Path | IO[bytes]
-        if isinstance(dest, str | os.PathLike):
-            target = Path(dest)
-            if target.is_dir() or os.fspath(dest).endswith(("/", os.sep)):
-                target.mkdir(parents=True, exist_ok=True)
-                target = target / capture_file_name(self.url, serial)
-        else:
-            target = dest
-        maybe_on = False
-        stage = Stage.ENABLE
-
-        def begin(next_stage: Stage) -> None:
-            nonlocal stage
-            stage = next_stage
-            if on_stage is not None:
-                on_stage(next_stage)
-
-        try:
-            begin(Stage.ENABLE)
-            maybe_on = True
-            await self.set_persistent(True)
-            begin(Stage.REBOOT)
-            await self._request_reboot()
-            begin(Stage.WAIT)
-            after = await self._wait_for_boot(before, timeout)
-            begin(Stage.DISABLE)
-            await self.set_persistent(False)
-            maybe_on = False
-            begin(Stage.DOWNLOAD)
-            size = await self.server_report("tar_all", target)
-            begin(Stage.CLEAR)
-            await self.clear_persistent_log()
-        except BaseException as exc:
-            note = f"failed at stage {stage.value}"
-            if maybe_on:
-                off = await self._turn_off_quietly()
-                note += (
-                    "; persistent logging turned off again"
-                    if off
-                    else "; persistent logging could NOT be turned off (device unreachable)"
-                )
-            exc.add_note(note)
-            raise
-        return CaptureResult(
-            url=self.url,
-            path=target if isinstance(target, Path) else None,
-            bytes=size,
-            seconds=time.monotonic() - started,
-            serial=serial,
-            old_boot_id=before.boot_id if before else None,
-            new_boot_id=after,
-        )
-
-    async def _turn_off_quietly(self, within: float = 5.0) -> bool:
-        """Best effort: turn persistent logging off, retrying while the device is down."""
-        deadline = time.monotonic() + within
-        while True:
-            try:
-                await asyncio.wait_for(self.set_persistent(False), within)
-                return True
-            except (DeviceUnavailableError, TimeoutError):
-                if time.monotonic() + 0.5 > deadline:
-                    return False
-                await asyncio.sleep(0.5)
-            except (VapixError, asyncio.CancelledError):
-                return False
+        return await capture_boot_logs(self, dest, timeout=timeout, on_stage=on_stage)

@@ -11,7 +11,8 @@ from types import TracebackType
 from typing import IO, Any, TypeVar
 
 from vapixlog.client._boot import BootState
-from vapixlog.client._client import AsyncClient, CaptureResult, Stage
+from vapixlog.client._capture import CaptureResult, Stage
+from vapixlog.client._client import AsyncClient
 from vapixlog.severity import Severity
 
 T = TypeVar("T")

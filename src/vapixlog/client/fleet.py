@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vapixlog.client._client import AsyncClient, Stage
+from vapixlog.client._capture import Stage
+from vapixlog.client._client import AsyncClient
 
 
 @dataclass
