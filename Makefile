@@ -17,13 +17,14 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
-# The tests also use Debian's curl (an HTTP client) and chromium (driven by Playwright; no
-# browser download).
-DEBIAN_TEST_PACKAGES := curl chromium
+# The tests also use Debian's curl (an HTTP client), chromium (driven by Playwright; no
+# browser download) and rsyslog with its TLS driver (the remote syslog receiver).
+DEBIAN_TEST_PACKAGES := curl chromium rsyslog rsyslog-gnutls
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
-	@missing=$$(for p in $(DEBIAN_TEST_PACKAGES); do command -v $$p >/dev/null || echo $$p; done); \
+	@missing=$$(for p in $(DEBIAN_TEST_PACKAGES); do \
+		command -v $$p >/dev/null || dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi

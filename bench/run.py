@@ -129,7 +129,10 @@ class Server:
 
 def service(state: Path, *extra: str) -> Server:
     argv = [PY, "-m", "vapixlog.cli", "serve", "--port", "{port}", "--state-dir", str(state)]
-    return Server([*argv, "--rate-limit", "off", "--log-level", "warning", *extra])
+    # Every scheme, so that Basic and Digest can both be measured (the default policy offers
+    # one per port, as devices do).
+    policy = ["--auth-policy", "any"]
+    return Server([*argv, *policy, "--rate-limit", "off", "--log-level", "warning", *extra])
 
 
 def service_env() -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import socket
 import subprocess
 import threading
@@ -24,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from fakeclock import FakeClock
 from vapixlog.auth import (
     AuthMiddleware,
     DigestAuthority,
@@ -43,14 +45,6 @@ async def whoami(request: Request) -> PlainTextResponse:
     return PlainTextResponse(f"{user.name} {user.role}")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Env:
     """A store, an authority with a fake clock, the wrapped app, and recorded failures."""
 
@@ -58,7 +52,7 @@ class Env:
         self.store = UserStore.load_or_create(tmp / "users.json", REALM)
         self.store.add(USER, Role.OPERATOR, PASSWORD)
         self.store.add("root", Role.ADMIN, "rootpw")
-        self.clock = Clock()
+        self.clock = FakeClock(1_700_000_000.0)
         clock = time.time if real_clock else self.clock
         self.digest = DigestAuthority(REALM, clock=clock, **digest_kw)
         self.failures: list[tuple[str | None, str, str]] = []
@@ -127,7 +121,7 @@ def digest_header(
     return (
         f'Digest username="{user}", realm="{chal["realm"]}", nonce="{chal["nonce"]}", '
         f'uri="{uri}", algorithm={algorithm}, response="{response}", qop=auth, nc={ncv}, '
-        f'cnonce="{cnonce}", opaque="{chal["opaque"]}"{extra}'
+        f'cnonce="{cnonce}"{extra}'
     )
 
 
@@ -236,15 +230,22 @@ def test_crafted_header_both_algorithms(env: Env, algorithm: str) -> None:
     assert env.failures == []
 
 
-def test_challenges_share_nonce_and_opaque(env: Env) -> None:
+def test_challenges_share_one_nonce_in_the_devices_shape(env: Env) -> None:
     values = env.client().get("/x").headers.get_list("www-authenticate")
     assert len(values) == 3
     assert values[0].startswith("Digest ") and "algorithm=SHA-256" in values[0]
     assert values[1].startswith("Digest ") and "algorithm=MD5" in values[1]
-    assert values[2] == f'Basic realm="{REALM}", charset="UTF-8"'
+    assert values[2] == f'Basic realm="{REALM}"'
     a, b = (parse_params(v[len("Digest ") :]) for v in values[:2])
-    assert a["nonce"] == b["nonce"] and a["opaque"] == b["opaque"]
+    assert a["nonce"] == b["nonce"] and "opaque" not in a
     assert a["realm"] == REALM and a["qop"] == "auth" and "stale" not in a
+    # As devices (Apache mod_auth_digest): realm, nonce, algorithm, qop, in that order;
+    # the nonce is 12 base64 characters of a time stamp ending in "=", then 40 hex digits.
+    assert re.fullmatch(
+        rf'Digest realm="{REALM}", nonce="[A-Za-z0-9+/]{{11}}=[0-9a-f]{{40}}", '
+        r'algorithm=MD5, qop="auth"',
+        values[1],
+    )
 
 
 def test_httpx_digest_auth_via_asgi(env: Env) -> None:
@@ -300,7 +301,7 @@ def test_expired_nonce_is_stale_not_a_failure(env: Env) -> None:
     r = c.get("/x", headers={"Authorization": digest_header(chal, algorithm="SHA-256")})
     assert r.status_code == 401
     digests = [v for v in r.headers.get_list("www-authenticate") if v.startswith("Digest")]
-    assert len(digests) == 2 and all(v.endswith(", stale=true") for v in digests)
+    assert len(digests) == 2 and all(", stale=true, " in v for v in digests)
     assert env.failures == []
     assert r.text == "Authentication required\n"
     # The fresh nonce from the stale challenge works at once.
@@ -427,7 +428,7 @@ def test_digest_failures_reported(env: Env, kwargs: dict[str, Any], reason: str)
         (lambda h: h.replace(f'realm="{REALM}"', 'realm="other"'), "wrong realm"),
         (lambda h: h.replace("qop=auth", "qop=auth-int"), "unsupported qop"),
         (lambda h: h.replace("nc=00000001", "nc=1"), "bad nc"),
-        (lambda h: h.replace('cnonce="0a4f113b", ', ""), "missing cnonce"),
+        (lambda h: h.replace(', cnonce="0a4f113b"', ""), "missing cnonce"),
         (lambda h: h + ", userhash=maybe", "bad userhash"),
         (lambda h: h + ', username*="x"', "username* not supported"),
         (lambda h: h + ", nc=00000002", "malformed Digest header: duplicate parameter nc"),
@@ -534,10 +535,10 @@ def test_garbage_authorization_is_always_401(env: Env, value: bytes) -> None:
     assert b'"code":3' in sent[1]["body"]
 
 
-def test_foreign_opaque_is_stale(env: Env) -> None:
+def test_a_nonce_of_another_server_is_stale(env: Env) -> None:
     c = env.client()
     chal = challenge(c.get("/x"), "SHA-256")
-    chal["opaque"] = "0" * 32
+    chal["nonce"] = chal["nonce"][:12] + "0" * 40  # right shape, not our HMAC
     r = c.get("/x", headers={"Authorization": digest_header(chal, algorithm="SHA-256")})
     assert r.status_code == 401
     assert "stale=true" in r.headers["www-authenticate"]

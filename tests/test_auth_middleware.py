@@ -142,7 +142,7 @@ def test_missing_credentials_config_path_gets_dca_envelope(env: Env) -> None:
     assert len(challenges) == 3
     assert challenges[0].startswith(b"Digest ") and b"algorithm=SHA-256" in challenges[0]
     assert challenges[1].startswith(b"Digest ") and b"algorithm=MD5" in challenges[1]
-    assert challenges[2] == f'Basic realm="{REALM}", charset="UTF-8"'.encode()
+    assert challenges[2] == f'Basic realm="{REALM}"'.encode()
     assert headers[b"content-length"] == [str(len(body)).encode()]
     assert env.failures == []  # no credentials is not a failed login
     assert env.inner.scopes == []

@@ -10,7 +10,13 @@ What it proves:
   encodings, also from an opaque origin and without a referrer; fetch in no-cors and cors mode
   with a Blob, text/plain and form bodies; PUT, PATCH and JSON, which need a CORS preflight;
   sendBeacon) against the reboot CGI and every setter and trigger of the Log API, at v1 and
-  v1alpha.
+  v1alpha. restart.cgi reboots on a GET, which any page can make the browser send: links,
+  `window.open`, `location`, meta refresh, a form GET, a 302 of the attacker's, images (also
+  without a referrer), scripts, style sheets, frames and no-cors fetch; each is refused.
+- A page of another site can make the admin's browser fail logins as root from his own
+  address (a user name and password in a URL it navigates to). Under the device's brute-force
+  block that blocks the address, as it would on a device (docs/security.md, residual risks);
+  under the project's throttle, his logged-in Digest client there must still get in.
 - Text anyone can plant in the log (a failed login's user name, Basic or Digest) stays text:
   the log page shows it as text, and the documentation pages (cu-doc.html, Swagger UI) load
   only the device's own documents whatever path tricks or foreign URLs their parameter holds.
@@ -28,8 +34,8 @@ device must answer every top-level one (which carries the admin's login) with so
 than 401. Controls show that the same pages, against a device without defences (`BareDevice`),
 deliver those requests with the admin's login and the payload intact; that the payloads
 planted in the log run when rendered as HTML; and that the state-changing payloads, sent by a
-non-browser client (no `Origin`, as JSON), do change a device and the state oracle reports
-each change.
+non-browser client (no `Origin`, as JSON; restart.cgi by a plain GET), do change a device and
+the state oracle reports each change.
 
 Chromium keys its HTTP auth cache by top-level site and asks for no login on a subresource of
 another site, so from another site only top-level navigations carry the admin's login (the
@@ -42,6 +48,10 @@ forms open new windows); from the same site every request does. Hence the sites:
   the refusals must rest on `Origin`.
 - `same-site` (the CSRF tests only): the attacker on another port of 127.0.0.1, as another
   service on the device's host would be. Here fetch and sendBeacon carry the login too.
+- `same-site-names` (the restart.cgi tests only): the device at http://device.test, the
+  attacker at http://evil.device.test, as another host of the device's domain would be. Every
+  request carries the login, and none carries `Sec-Fetch-*`: a GET with no-referrer carries
+  neither `Origin` nor `Referer` either, so only the browser's other headers show it.
 
 Everything listens on loopback only.
 """
@@ -67,6 +77,7 @@ import pytest
 from playwright.sync_api import (
     Browser,
     Dialog,
+    HttpCredentials,
     Request,
     Response,
     sync_playwright,
@@ -78,7 +89,10 @@ from test_browser_docs import CHROMIUM, CHROMIUM_ARGS
 
 DEVICE_ADDRESS = "127.0.0.1"
 ATTACKER_ADDRESS = "127.0.0.2"  # another site than the device's
-HOST_RULES = f"MAP device.test {DEVICE_ADDRESS}, MAP attacker.test {ATTACKER_ADDRESS}"
+HOST_RULES = (
+    f"MAP device.test {DEVICE_ADDRESS}, MAP attacker.test {ATTACKER_ADDRESS}, "
+    f"MAP evil.device.test {DEVICE_ADDRESS}"
+)
 LOG_API = "/config/rest/log/v1"
 DOC_PAGE = "/config/web-ui/cu-doc.html"
 SWAGGER_PAGE = "/config/web-ui/swagger-ui/"
@@ -110,6 +124,16 @@ class Site:
     name: str
     device: str
     attacker: str
+
+    @property
+    def same_site(self) -> bool:
+        """The attacker's pages are of the device's site: every request carries the login."""
+        return self.name.startswith("same-site")
+
+    @property
+    def trustworthy(self) -> bool:
+        """Potentially trustworthy origins (loopback addresses): Chromium sends Sec-Fetch-*."""
+        return self.name in ("ip", "same-site")
 
     @property
     def device_netloc(self) -> str:
@@ -187,6 +211,14 @@ class Attacker(LoopbackServer):
         self.pages[path] = AttackerPage(content_type, body.encode())
 
 
+# The attacker's pages that send the browser on to `?to=URL`: a 302, a script that sets
+# `location`, a meta refresh.
+_HOP_PAGES = {
+    "location": "<!doctype html><script>location = {to_js}</script>",
+    "refresh": '<!doctype html><meta http-equiv="refresh" content="0; url={to_html}">',
+}
+
+
 class _AttackerHandler(_Handler):
     def do_GET(self) -> None:
         attacker: Attacker = self.server.owner
@@ -195,6 +227,16 @@ class _AttackerHandler(_Handler):
             report = parse_qs(query).get("r", ["{}"])[0]
             attacker.reports[path.removeprefix("/report/")] = json.loads(report)
             self.send(204, "text/plain", b"")
+            return
+        to = parse_qs(query).get("to", [""])[0]
+        if path == "/redirect":
+            self.send(302, "text/plain", b"", {"Location": to})
+            return
+        if path.removeprefix("/") in _HOP_PAGES:
+            hop = _HOP_PAGES[path.removeprefix("/")].format(
+                to_js=json.dumps(to).replace("</", "<\\/"), to_html=html.escape(to)
+            )
+            self.send(200, "text/html; charset=utf-8", hop.encode())
             return
         page = attacker.pages.get(path)
         if page is None:
@@ -208,11 +250,15 @@ class Received:
     """A request as an undefended device sees it."""
 
     method: str
+    path: str
     vector: str | None
     authorized: bool
     origin: str | None
+    referer: str | None
     fetch_site: str | None
     body: bytes
+    login: str | None = None  # the user name of Basic credentials, right or wrong
+    at: float = 0.0  # time.monotonic() on arrival
 
 
 class BareDevice(LoopbackServer):
@@ -231,13 +277,21 @@ class _BareDeviceHandler(_Handler):
         body = self.rfile.read(length) if length else b""
         login = base64.b64encode(f"root:{USERS['root'][1]}".encode()).decode()
         authorized = self.headers.get("Authorization") == f"Basic {login}"
+        given = self.headers.get("Authorization", "")
+        user = None
+        if given.startswith("Basic "):
+            user = base64.b64decode(given.removeprefix("Basic ")).decode().partition(":")[0]
         received = Received(
             self.command,
+            urlsplit(self.path).path,
             _vector_of(self.path),
             authorized,
             self.headers.get("Origin"),
+            self.headers.get("Referer"),
             self.headers.get("Sec-Fetch-Site"),
             body,
+            user,
+            time.monotonic(),
         )
         bare.received.append(received)
         if authorized:
@@ -301,7 +355,8 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module", params=["ip", "names"])
 def site(request: pytest.FixtureRequest, device: Server, attacker: Attacker) -> Site:
     """`ip` and `names` (see the module doc); the CSRF tests also run `same-site`: the
-    attacker on the device's own address, another port (its pages are same-site)."""
+    attacker on the device's own address, another port (its pages are same-site), and the
+    restart.cgi tests `same-site-names`: the same by names, another host of the domain."""
     other_site = attacker.ports[ATTACKER_ADDRESS]
     if request.param == "ip":
         return Site(
@@ -313,8 +368,14 @@ def site(request: pytest.FixtureRequest, device: Server, attacker: Attacker) -> 
         return Site(
             "names", f"http://device.test:{device.port}", f"http://attacker.test:{other_site}"
         )
-    assert request.param == "same-site"
     same_site = attacker.ports[DEVICE_ADDRESS]
+    if request.param == "same-site-names":
+        return Site(
+            "same-site-names",
+            f"http://device.test:{device.port}",
+            f"http://evil.device.test:{same_site}",
+        )
+    assert request.param == "same-site"
     return Site(
         "same-site",
         f"http://{DEVICE_ADDRESS}:{device.port}",
@@ -323,6 +384,9 @@ def site(request: pytest.FixtureRequest, device: Server, attacker: Attacker) -> 
 
 
 ALL_SITES = pytest.mark.parametrize("site", ["ip", "names", "same-site"], indirect=True)
+RESTART_SITES = pytest.mark.parametrize(
+    "site", ["ip", "names", "same-site", "same-site-names"], indirect=True
+)
 
 
 @pytest.fixture
@@ -460,11 +524,16 @@ def plant_digest(url: str, username: str) -> None:
     )
     params = dict(re.findall(r'(\w+)="([^"]*)"', digest))
     quoted = username.replace("\\", "\\\\").replace('"', '\\"')
+    found = re.search(r"algorithm=([\w-]+)", digest)
+    algorithm = found.group(1) if found else "MD5"
+    size = 64 if algorithm.upper() == "SHA-256" else 32  # hex digits of a response
     header = (
         f'Digest username="{quoted}", realm="{params["realm"]}", nonce="{params["nonce"]}", '
-        f'uri="/axis-cgi/systemlog.cgi", algorithm=SHA-256, qop=auth, nc=00000001, '
-        f'cnonce="0a4f113b", response="{"0" * 64}", opaque="{params["opaque"]}"'
+        f'uri="/axis-cgi/systemlog.cgi", algorithm={algorithm}, qop=auth, nc=00000001, '
+        f'cnonce="0a4f113b", response="{"0" * size}"'
     )
+    if "opaque" in params:  # echoed when the challenge has one
+        header += f', opaque="{params["opaque"]}"'
     reply = httpx.get(f"{url}/axis-cgi/systemlog.cgi", headers={"Authorization": header})
     assert reply.status_code == 401, reply.text
 
@@ -491,24 +560,27 @@ def ensure_planted(api: httpx.Client) -> str:
 
 class Session:
     """The admin's browser: one context whose credentials are for the device's origin only
-    (or `device`'s), one page, and everything the context requested, got answered and was
-    asked."""
+    (or `device`'s; none when not `logged_in`), one page, and everything the context
+    requested, got answered and was asked."""
 
-    def __init__(self, browser: Browser, site: Site, device: str | None = None) -> None:
+    def __init__(
+        self, browser: Browser, site: Site, device: str | None = None, *, logged_in: bool = True
+    ) -> None:
         self.site = site
-        self.context = browser.new_context(
-            http_credentials={
-                "username": "root",
-                "password": USERS["root"][1],
-                "origin": device or site.device,
-            }
-        )
+        credentials: HttpCredentials = {
+            "username": "root",
+            "password": USERS["root"][1],
+            "origin": device or site.device,
+        }
+        self.context = browser.new_context(http_credentials=credentials if logged_in else None)
         self.page = self.context.new_page()
         self.requests: list[Request] = []
         self.responses: list[Response] = []
+        self.failed: list[Request] = []
         self.dialogs: list[str] = []
         self.context.on("request", lambda request: self.requests.append(request))
         self.context.on("response", lambda response: self.responses.append(response))
+        self.context.on("requestfailed", lambda request: self.failed.append(request))
         self.page.on("dialog", self._dialog)
 
     def log_in(self, device: str) -> None:
@@ -571,7 +643,7 @@ class Vector:
     top_level: bool = False
 
     def carries_login(self, site: Site) -> bool:
-        return self.simple and (self.top_level or site.name == "same-site")
+        return self.simple and (self.top_level or site.same_site)
 
 
 VECTORS = [
@@ -593,6 +665,25 @@ VECTORS = [
     Vector("fetch-no-cors-patch", "PATCH", simple=False),  # the browser refuses it
 ]
 SIMPLE_VECTORS = [vector for vector in VECTORS if vector.simple]
+# Ways a page makes the browser GET a URL (restart.cgi reboots on GET), none needing a
+# preflight: top-level navigations in new windows, directly or through one of the attacker's
+# pages, and subresources. Those with no-referrer carry neither Origin nor Referer.
+GET_VECTORS = [
+    Vector("nav-link", "GET", top_level=True),  # a link, clicked
+    Vector("nav-window-open", "GET", top_level=True),
+    Vector("nav-location", "GET", top_level=True),  # an attacker's page sets `location`
+    Vector("nav-meta-refresh", "GET", top_level=True),
+    Vector("nav-redirect", "GET", top_level=True),  # the attacker's server answers 302
+    Vector("form-get", "GET", top_level=True),
+    Vector("img", "GET"),
+    Vector("img-no-referrer", "GET"),
+    Vector("img-redirect", "GET"),
+    Vector("script", "GET"),
+    Vector("stylesheet", "GET"),
+    Vector("iframe", "GET"),
+    Vector("fetch-no-cors-get-no-referrer", "GET"),
+]
+NO_REFERRER_VECTORS = {"img-no-referrer", "fetch-no-cors-get-no-referrer"}
 
 
 @dataclass(frozen=True)
@@ -626,6 +717,7 @@ class Target:
 REBOOT = Target(
     "/axis-cgi/firmwaremanagement.cgi", {"apiVersion": "1.0", "method": "reboot", "context": "x"}
 )
+RESTART = Target("/axis-cgi/restart.cgi", {}, "GET")  # the legacy reboot, on GET
 WRITE = {"data": {"msg": "PWNED-CSRF", "severity": 6}}
 V1ALPHA = "/config/rest/log/v1alpha"
 LOG_API_TARGETS = {
@@ -672,11 +764,41 @@ _RUNNER = """
     "fetch-put-json": (a) => ({ mode: "cors", headers: json, body: a.body }),
     "fetch-patch-json": (a) => ({ mode: "cors", headers: json, body: a.body }),
     "fetch-no-cors-patch": (a) => ({ mode: "no-cors", body: blob(a) }),
+    "fetch-no-cors-get-no-referrer": () => ({ mode: "no-cors", referrerPolicy: "no-referrer" }),
+  };
+  const add = (tag, properties) => {
+    const element = Object.assign(document.createElement(tag), properties);
+    document.body.append(element);
+    return element;
+  };
+  const via = (hop, url) => `/${hop}?to=${encodeURIComponent(url)}`;
+  const gets = {
+    "nav-link": (a) => add("a", { href: a.url, target: "_blank" }).click(),
+    "nav-window-open": (a) => window.open(a.url),
+    "nav-location": (a) => window.open(via("location", a.url)),
+    "nav-meta-refresh": (a) => window.open(via("refresh", a.url)),
+    "nav-redirect": (a) => window.open(via("redirect", a.url)),
+    "form-get": (a) => {
+      const form = add("form", { method: "get", action: a.url, target: "_blank" });
+      form.append(Object.assign(document.createElement("input"), {
+        type: "hidden", name: "vector", value: a.vector,
+      }));
+      form.submit();
+    },
+    "img": (a) => add("img", { src: a.url }),
+    "img-no-referrer": (a) => add("img", { src: a.url, referrerPolicy: "no-referrer" }),
+    "img-redirect": (a) => add("img", { src: via("redirect", a.url) }),
+    "script": (a) => add("script", { src: a.url }),
+    "stylesheet": (a) => add("link", { rel: "stylesheet", href: a.url }),
+    "iframe": (a) => add("iframe", { src: a.url }),
   };
   const results = {};
   for (const a of config.attacks) {
     try {
-      if (a.vector in inits) {
+      if (a.vector in gets) {
+        gets[a.vector](a);
+        results[a.vector] = "sent";
+      } else if (a.vector in inits) {
         const init = { method: a.method, credentials: "include", ...inits[a.vector](a) };
         const response = await fetch(a.url, init);
         results[a.vector] = `answered (${response.type} ${response.status})`;
@@ -759,21 +881,38 @@ def attack_page(page: str, origin: str, target: Target, vectors: list[Vector]) -
 @dataclass
 class Outcome:
     """What an attack page did: its own report, and per vector the requests the browser sent
-    to the device (CORS preflights aside) and the device's answers to them."""
+    to the device (CORS preflights aside), the device's answers to them, and those that
+    failed in the browser (`failures`)."""
 
     report: dict[str, str]
     sent: dict[str, list[Request]] = field(default_factory=dict)
     answers: dict[str, list[Response]] = field(default_factory=dict)
+    failed: dict[str, list[Request]] = field(default_factory=dict)
 
     def statuses(self, vector: str) -> list[int]:
         return [response.status for response in self.answers.get(vector, [])]
+
+    def failures(self, vector: str) -> list[str]:
+        """Why requests failed: WITHHELD for an answer the browser kept from the page."""
+        return [request.failure or "?" for request in self.failed.get(vector, [])]
+
+    def answered(self, vector: str) -> bool:
+        """The device answered (the answer may have been withheld from the page)."""
+        return bool(self.statuses(vector)) or WITHHELD in self.failures(vector)
 
     def summary(self) -> str:
         return "\n".join(
             f"  {vector}: page says {result!r}, sent {len(self.sent.get(vector, []))}, "
             f"device answered {self.statuses(vector)}"
+            + (f", failed {failures}" if (failures := self.failures(vector)) else "")
             for vector, result in self.report.items()
         )
+
+
+# The failure of a request whose answer arrived but was kept from the page (Chromium's opaque
+# response blocking: an image, script or style sheet answered with text, and nosniff): proof
+# that the device answered.
+WITHHELD = "net::ERR_BLOCKED_BY_ORB"
 
 
 def _vector_of(url: str) -> str | None:
@@ -791,13 +930,19 @@ def _group(items: list[_T], key: Callable[[_T], str | None]) -> dict[str, list[_
 
 
 def run_attacks(
-    session: Session, attacker: Attacker, origin: str, target: Target, vectors: list[Vector]
+    session: Session,
+    attacker: Attacker,
+    origin: str,
+    target: Target,
+    vectors: list[Vector],
+    *,
+    every_answer: bool = False,
 ) -> Outcome:
     """Log in to the device at `origin`, then open an attacker page that sends `target` to it
     by each of `vectors`. Returns once the page has reported what each attack did, the browser
     has sent every simple vector's request, and the device has answered every top-level one
-    with something else than 401 (a browser that had the login would have sent it then):
-    proof that the attacks ran."""
+    (with `every_answer`, every simple one) with something else than 401 (a browser that had
+    the login would have sent it then): proof that the attacks ran."""
     page = unique("page")
     attacker.put(f"/{page}", attack_page(page, origin, target, vectors))
     netloc = urlsplit(origin).netloc
@@ -813,12 +958,15 @@ def run_attacks(
             attacker.reports.get(page, {}),
             _group(session.requests, vector),
             _group(session.responses, lambda response: vector(response.request)),
+            _group(session.failed, vector),
         )
 
     def finished() -> bool:
         now = outcome()
         return page in attacker.reports and all(
-            v.name in now.sent and (not v.top_level or any(s != 401 for s in now.statuses(v.name)))
+            v.name in now.sent
+            and (not v.top_level or any(s != 401 for s in now.statuses(v.name)))
+            and (not every_answer or now.answered(v.name))
             for v in vectors
             if v.simple
         )
@@ -837,9 +985,9 @@ def run_attacks(
 
 def _fetch_site(site: Site, vector: Vector) -> str | None:
     """The Sec-Fetch-Site Chromium sends with an attack request."""
-    if site.name == "names":
+    if not site.trustworthy:
         return None  # not potentially trustworthy origins: no Sec-Fetch-* at all
-    if site.name == "same-site" and vector.name != "form-sandboxed":
+    if site.same_site and vector.name != "form-sandboxed":
         return "same-site"
     return "cross-site"  # another site, or an opaque origin (the sandboxed frame)
 
@@ -852,14 +1000,7 @@ def test_control_attacks_carry_the_admin_login_to_an_undefended_device(
     with the admin's login (see `Vector.carries_login`) and a foreign or null Origin, and the
     text/plain form's with a JSON body: they would reboot a device that took them. In `names`
     mode no request carries Sec-Fetch-Site, so the real device has only Origin to go by."""
-    origin = f"http://{urlsplit(site.device).hostname}:{bare.ports[DEVICE_ADDRESS]}"
-    session = Session(browser, site, device=origin)
-    try:
-        outcome = run_attacks(session, attacker, origin, REBOOT, VECTORS)
-    finally:
-        session.close()
-    received = _group([r for r in bare.received if r.method != "OPTIONS"], lambda r: r.vector)
-    detail = "\n".join(f"  {r}" for r in bare.received) + "\n" + outcome.summary()
+    received, detail = _attack_undefended(browser, site, attacker, bare, REBOOT, VECTORS)
     for vector in SIMPLE_VECTORS:
         requests = received.get(vector.name, [])
         assert requests, f"{vector.name} never arrived\n{detail}"
@@ -869,6 +1010,49 @@ def test_control_attacks_carry_the_admin_login_to_an_undefended_device(
         assert {r.fetch_site for r in requests} == {_fetch_site(site, vector)}, detail
     sent = received["form-text-plain"][0].body
     assert json.loads(sent) == {**REBOOT.body, "x": "="}, sent
+
+
+@RESTART_SITES
+def test_control_restart_gets_carry_the_admin_login_to_an_undefended_device(
+    browser: Browser, site: Site, attacker: Attacker, bare: BareDevice
+) -> None:
+    """Against a device without defences, every GET of the attack page reaches restart.cgi,
+    the top-level ones (and in `same-site` mode all) with the admin's login: each would reboot
+    a device that took it. None has an Origin of the device's; the no-referrer ones have
+    neither Origin nor Referer, and in `names` mode no Sec-Fetch-Site either, so for those the
+    real device has only the browser's other headers (its User-Agent) to go by."""
+    received, detail = _attack_undefended(browser, site, attacker, bare, RESTART, GET_VECTORS)
+    for vector in GET_VECTORS:
+        requests = received.get(vector.name, [])
+        assert requests, f"{vector.name} never arrived\n{detail}"
+        assert {(r.method, r.path) for r in requests} == {("GET", RESTART.path)}, detail
+        if vector.carries_login(site):
+            assert any(r.authorized for r in requests), f"{vector.name}: no login\n{detail}"
+        assert {r.origin for r in requests} <= {None, site.attacker, "null"}, detail
+        assert {r.fetch_site for r in requests} == {_fetch_site(site, vector)}, detail
+        if vector.name in NO_REFERRER_VECTORS:
+            assert {(r.origin, r.referer) for r in requests} == {(None, None)}, detail
+
+
+def _attack_undefended(
+    browser: Browser,
+    site: Site,
+    attacker: Attacker,
+    bare: BareDevice,
+    target: Target,
+    vectors: list[Vector],
+) -> tuple[dict[str, list[Received]], str]:
+    """Run the attacks on `bare`: what it received, by vector (CORS preflights aside), and a
+    description of everything for failure messages."""
+    origin = f"http://{urlsplit(site.device).hostname}:{bare.ports[DEVICE_ADDRESS]}"
+    session = Session(browser, site, device=origin)
+    try:
+        outcome = run_attacks(session, attacker, origin, target, vectors)
+    finally:
+        session.close()
+    received = _group([r for r in bare.received if r.method != "OPTIONS"], lambda r: r.vector)
+    detail = "\n".join(f"  {r}" for r in bare.received) + "\n" + outcome.summary()
+    return received, detail
 
 
 def test_control_planted_payload_runs_when_rendered_as_html(
@@ -927,6 +1111,11 @@ def test_control_same_payloads_without_origin_change_the_device(tmp_path: Path) 
             assert "error" not in reply.json(), reply.text
             with pytest.raises(AssertionError, match="the device rebooted"):
                 before.assert_unchanged()
+            before = Baseline(server, api)  # restart.cgi: a plain GET with the login reboots
+            reply = api.get(RESTART.path)
+            assert reply.status_code == 200, reply.text
+            with pytest.raises(AssertionError, match="the device rebooted"):
+                before.assert_unchanged()
     finally:
         if server.proc:
             server.stop()
@@ -944,6 +1133,23 @@ def test_cross_site_reboot_is_refused(
     baseline.assert_unchanged(outcome.summary())
 
 
+@RESTART_SITES
+def test_cross_site_restart_cgi_is_refused(
+    session: Session, attacker: Attacker, baseline: Baseline
+) -> None:
+    """GET restart.cgi reboots: every way a page has to make the browser GET it reaches the
+    device, which answers it: 403, refused as a browser's request from elsewhere before the
+    login is looked at (a 401 or 200 would mean it got past the guard), or an answer the
+    browser withheld from an image, script or style sheet (its status unseen; the boot id
+    tells)."""
+    outcome = run_attacks(
+        session, attacker, session.site.device, RESTART, GET_VECTORS, every_answer=True
+    )
+    not_refused = [v.name for v in GET_VECTORS if not set(outcome.statuses(v.name)) <= {403}]
+    assert not_refused == [], f"not refused:\n{outcome.summary()}"
+    baseline.assert_unchanged(outcome.summary())
+
+
 @ALL_SITES
 @pytest.mark.parametrize("name", list(LOG_API_TARGETS))
 def test_cross_site_log_api_changes_are_refused(
@@ -954,6 +1160,126 @@ def test_cross_site_log_api_changes_are_refused(
     accepted = [v.name for v in VECTORS if any(200 <= s < 300 for s in outcome.statuses(v.name))]
     assert accepted == [], f"the device accepted cross-site requests:\n{outcome.summary()}"
     baseline.assert_unchanged(outcome.summary())
+
+
+# ----- denial of service: failed logins a page makes the admin's browser send -------------------
+
+# A page may put a user name and password in the URL of a top-level navigation
+# (http://root:guess@device/...), and Chromium sends them as the login. So any page the admin
+# opens can make his browser fail logins as root, from his own address, where his other
+# clients (a management system, scripts) log in too. The page navigates LOCKOUT_WINDOWS
+# windows every LOCKOUT_STEP seconds (time for the challenge and the answer to the login it
+# provokes, on a loaded machine) for LOCKOUT_SECONDS, then reports how many attempts it made.
+LOCKOUT_WINDOWS = 12
+LOCKOUT_STEP = 0.15
+LOCKOUT_SECONDS = 2.0
+_LOCKOUT_RUNNER = """
+"use strict";
+(() => {
+  const config = JSON.parse(document.getElementById("config").textContent);
+  const windows = Array.from({ length: config.windows }, () => window.open("about:blank"));
+  const started = Date.now();
+  let sent = 0;
+  const step = () => {
+    for (const target of windows) {
+      const url = new URL(config.url);
+      url.username = "root";
+      url.password = `guess-${sent}`;
+      target.location = url.href;
+      sent += 1;
+    }
+    if (Date.now() - started < config.milliseconds) {
+      setTimeout(step, config.step);
+    } else {
+      const report = encodeURIComponent(JSON.stringify({ sent: String(sent) }));
+      fetch(`/report/${config.page}?r=${report}`);
+    }
+  };
+  step();
+})();
+"""
+
+
+def lockout_session(browser: Browser, attacker: Attacker, port: int) -> Session:
+    """The admin's browser, not logged in to the device on `port` (his other clients are),
+    on another site than the device's (`ip`)."""
+    attacker_origin = f"http://{ATTACKER_ADDRESS}:{attacker.ports[ATTACKER_ADDRESS]}"
+    site = Site("ip", f"http://{DEVICE_ADDRESS}:{port}", attacker_origin)
+    return Session(browser, site, logged_in=False)
+
+
+def open_lockout_page(session: Session, attacker: Attacker) -> str:
+    """Open a page of the attacker's that makes the browser fail logins as root on the
+    session's device; returns the page's name (the key of its report)."""
+    page = unique("lockout")
+    config = {
+        "page": page,
+        "windows": LOCKOUT_WINDOWS,
+        "milliseconds": int(LOCKOUT_SECONDS * 1000),
+        "step": int(LOCKOUT_STEP * 1000),
+        "url": f"{session.site.device}/axis-cgi/systemlog.cgi?vector=url-credentials",
+    }
+    attacker.put(
+        f"/{page}",
+        "<!doctype html><meta charset=utf-8><title>Cute cats</title><body>\n"
+        f'<script type="application/json" id="config">{json.dumps(config)}</script>\n'
+        f"<script>{_LOCKOUT_RUNNER}</script>",
+    )
+    session.page.goto(f"{session.site.attacker}/{page}")
+    return page
+
+
+def test_control_lockout_page_sends_root_with_wrong_passwords(
+    browser: Browser, attacker: Attacker, bare: BareDevice
+) -> None:
+    """Against a device without defences, the lockout page's navigations arrive with root's
+    name and a wrong password, more than 20 within one second: enough for the device's
+    brute-force protection to block the address they come from."""
+    session = lockout_session(browser, attacker, bare.ports[DEVICE_ADDRESS])
+    try:
+        page = open_lockout_page(session, attacker)
+        assert session.wait_until(lambda: page in attacker.reports), "the page did not finish"
+    finally:
+        session.close()
+    guesses = sorted(r.at for r in bare.received if r.login == "root" and not r.authorized)
+    in_one_second = max(
+        (sum(1 for t in guesses if start <= t < start + 1.0) for start in guesses), default=0
+    )
+    assert in_one_second > 20, (len(guesses), in_one_second, attacker.reports[page])
+
+
+def test_cross_site_page_cannot_lock_the_logged_in_admin_out(
+    browser: Browser, attacker: Attacker, tmp_path: Path
+) -> None:
+    """While a page of another site makes the admin's browser fail logins as root (see the
+    control above), the admin's own Digest client at the same address, logged in before,
+    must be served throughout under the project's throttle (its proven nonce passes the
+    refusals, docs/security.md). Under the device's brute-force block the address is blocked,
+    the admin's clients included, exactly as on a device: a residual risk, documented."""
+    server = start_server(tmp_path / "state", "--brute-force-protection", "off")
+    session = lockout_session(browser, attacker, server.port)
+    try:
+        statuses: list[int] = []
+        with client_for(server, digest=True) as admin:  # from 127.0.0.1 too
+            assert admin.get("/logs/status").status_code == 200  # logged in before
+            page = open_lockout_page(session, attacker)
+
+            def served() -> bool:  # every 0.3 s, as a management system polls
+                statuses.append(admin.get("/logs/status").status_code)
+                session.page.wait_for_timeout(300)
+                return False
+
+            session.wait_until(served, timeout=LOCKOUT_SECONDS + 0.5)
+        assert session.wait_until(lambda: page in attacker.reports), "the page did not finish"
+        refused = [status for status in statuses if status != 200]
+        assert refused == [], (
+            f"the admin's client was refused {len(refused)} of {len(statuses)} times: "
+            f"{sorted(set(refused))}"
+        )
+    finally:
+        session.close()
+        if server.proc:
+            server.kill()  # failed logins may still be pending: no graceful wait
 
 
 # ----- stored XSS: the log page and the documentation pages ---------------------------------------

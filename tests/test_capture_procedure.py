@@ -57,7 +57,7 @@ def tar_all(server: Server) -> tuple[list[str], list[str]]:
             lines = file.read().decode().splitlines()
             if member.name == "var/log/messages":
                 volatile += lines
-            elif member.name.startswith("var/log/persistent/"):
+            elif member.name == "var/log/persist-all.log":
                 persistent += lines
     return volatile, persistent
 

@@ -62,7 +62,9 @@ def test_first_start_creates_root_with_a_password_shown_once(tmp_path: Path) -> 
     password = match[1]
     for _ in range(100):
         try:
-            response = httpx.get(server.url + "/config/rest/log/v1", auth=("root", password))
+            response = httpx.get(
+                server.url + "/config/rest/log/v1", auth=httpx.DigestAuth("root", password)
+            )
             break
         except httpx.TransportError:
             time.sleep(0.05)

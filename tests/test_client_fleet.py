@@ -58,7 +58,7 @@ def persistent_text(tar_path: Path) -> str:
         return "".join(
             tar.extractfile(m).read().decode()  # type: ignore[union-attr]
             for m in tar.getmembers()
-            if m.name.startswith("var/log/persistent/")
+            if m.name == "var/log/persist-all.log"
         )
 
 

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from conftest import start_server
+from fakeclock import FakeClock
 from servers import USERS, Server
 from vapixlog.connections import IDLE_GRACE, ConnectionTable, default_per_address
 
@@ -165,14 +166,6 @@ def test_over_the_cap_a_request_gets_503(tmp_path: Path) -> None:
 
 
 # -- the table itself, with a fake clock ----------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_default_per_address_cap() -> None:

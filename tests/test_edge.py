@@ -21,6 +21,7 @@ from vapixlog.edge.crosssite import cross_site_reason
 ENABLED = "/config/rest/log/v1/persistent/enabled"
 WRITE = "/config/rest/log/v1/writeMessage"
 FIRMWARE = "/axis-cgi/firmwaremanagement.cgi"
+THROTTLED = ["--brute-force-protection", "off"]
 PAGES = [
     "/",
     "/logs",
@@ -210,7 +211,8 @@ def _wrong_logins(server: Server, count: int, forged: bool) -> float:
 
 @pytest.fixture
 def fresh(tmp_path: Path) -> Iterator[Server]:
-    server = start_server(tmp_path / "state")
+    """A device whose failed logins are throttled (the project's own protection)."""
+    server = start_server(tmp_path / "state", *THROTTLED)
     yield server
     if server.proc:
         server.stop()
@@ -226,7 +228,7 @@ def test_forwarded_for_is_ignored_without_a_trusted_proxy(fresh: Server) -> None
 
 
 def test_forwarded_for_is_honoured_from_a_trusted_proxy(tmp_path: Path) -> None:
-    server = start_server(tmp_path / "state", "--trusted-proxy", "127.0.0.1")
+    server = start_server(tmp_path / "state", "--trusted-proxy", "127.0.0.1", *THROTTLED)
     try:
         assert _wrong_logins(server, 9, forged=True) < 3.0  # nine addresses: none throttled
         with client_for(server) as admin:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from conftest import client_for
+from conftest import client_for, start_server
+from fakeclock import FakeClock
 from servers import Server
 from vapixlog.auth import AuthMiddleware, DigestAuthority, Role, UserStore
 from vapixlog.auth.throttle import LoginPolicy, LoginThrottle
@@ -21,14 +23,6 @@ POLICY = LoginPolicy(
     free_failures=3, first_delay=0.2, max_delay=0.8, max_pending=2, forget_after=1.0
 )
 FAST = 0.15  # an answer that was not delayed
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # ----- the state machine -----------------------------------------------------------------
@@ -44,7 +38,7 @@ def test_policy_is_checked() -> None:
 
 
 def test_delays_grow_after_the_free_failures_and_cap() -> None:
-    clock = FakeClock()
+    clock = FakeClock(50.0)
     throttle = LoginThrottle(POLICY, clock=clock)
     results = []
     for _ in range(7):
@@ -65,7 +59,7 @@ def test_delays_grow_after_the_free_failures_and_cap() -> None:
 
 
 def test_pending_delays_are_bounded_per_address() -> None:
-    throttle = LoginThrottle(POLICY, clock=FakeClock())
+    throttle = LoginThrottle(POLICY, clock=FakeClock(50.0))
     for _ in range(3):
         throttle.failure("a")
     assert throttle.failure("a")[0] == 0.2  # two delayed answers outstanding
@@ -77,7 +71,7 @@ def test_pending_delays_are_bounded_per_address() -> None:
 
 
 def test_users_at_one_address_are_counted_apart() -> None:
-    throttle = LoginThrottle(POLICY, clock=FakeClock())
+    throttle = LoginThrottle(POLICY, clock=FakeClock(50.0))
     for _ in range(POLICY.free_failures + 1):
         throttle.failure("a", "alice")
     assert throttle.throttled("a", "alice")
@@ -88,7 +82,7 @@ def test_users_at_one_address_are_counted_apart() -> None:
 
 def test_rotating_user_names_buys_no_free_attempts() -> None:
     policy = LoginPolicy(free_failures=3, max_users_per_address=2)
-    throttle = LoginThrottle(policy, clock=FakeClock())
+    throttle = LoginThrottle(policy, clock=FakeClock(50.0))
     throttle.failure("a", "u0")
     throttle.failure("a", "u1")
     delays = [throttle.failure("a", f"name{i}")[0] for i in range(4)]
@@ -99,7 +93,7 @@ def test_rotating_user_names_buys_no_free_attempts() -> None:
 
 
 def test_success_resets_and_summarises() -> None:
-    throttle = LoginThrottle(POLICY, clock=FakeClock())
+    throttle = LoginThrottle(POLICY, clock=FakeClock(50.0))
     assert throttle.success("a") == []
     throttle.failure("a")
     assert throttle.success("a") == []  # below the threshold: no episode, no summary
@@ -118,7 +112,7 @@ def test_success_resets_and_summarises() -> None:
 
 
 def test_quiet_addresses_are_forgotten_with_a_summary() -> None:
-    clock = FakeClock()
+    clock = FakeClock(50.0)
     throttle = LoginThrottle(POLICY, clock=clock)
     for _ in range(3):
         throttle.failure("a")
@@ -137,7 +131,7 @@ def test_quiet_addresses_are_forgotten_with_a_summary() -> None:
 
 def test_tracked_addresses_are_bounded() -> None:
     policy = LoginPolicy(free_failures=1, max_addresses=10)
-    throttle = LoginThrottle(policy, clock=FakeClock())
+    throttle = LoginThrottle(policy, clock=FakeClock(50.0))
     ended = []
     for i in range(100):
         ended += throttle.failure(f"10.0.0.{i}")[1]
@@ -287,18 +281,26 @@ def test_no_policy_no_throttling(tmp_path: Path) -> None:
 # ----- a real server ---------------------------------------------------------------------
 
 
-def test_real_server_slows_a_burst_of_wrong_passwords(shared_server: Server) -> None:
+@pytest.fixture
+def throttled_server(tmp_path: Path) -> Iterator[Server]:
+    """A device with the project's throttle instead of the device's brute-force block."""
+    server = start_server(tmp_path / "state", "--brute-force-protection", "off")
+    yield server
+    server.stop()
+
+
+def test_real_server_slows_a_burst_of_wrong_passwords(throttled_server: Server) -> None:
     def attempt(client: httpx.Client) -> tuple[int, float]:
         start = time.monotonic()
         status = client.get("/axis-cgi/systemlog.cgi").status_code
         return status, time.monotonic() - start
 
     other_transport = httpx.HTTPTransport(local_address="127.0.0.2")
-    wrong = httpx.Client(base_url=shared_server.url, auth=("root", "nope"), timeout=30)
+    wrong = httpx.Client(base_url=throttled_server.url, auth=("root", "nope"), timeout=30)
     other = httpx.Client(
-        base_url=shared_server.url, auth=("root", "nope"), timeout=30, transport=other_transport
+        base_url=throttled_server.url, auth=("root", "nope"), timeout=30, transport=other_transport
     )
-    with wrong, other, client_for(shared_server) as admin:
+    with wrong, other, client_for(throttled_server) as admin:
         results = [attempt(wrong) for _ in range(8)]
         assert [status for status, _ in results] == [401] * 8
         times = [took for _, took in results]
@@ -322,3 +324,19 @@ def test_real_server_slows_a_burst_of_wrong_passwords(shared_server: Server) -> 
         "8 failures, 3 of them not audited one by one"
     ) in audit
     assert not [m for m in audit if "throttling failed logins from 127.0.0.2" in m]
+
+
+def test_one_address_holds_few_delayed_answers_whichever_names_it_tries() -> None:
+    policy = LoginPolicy(free_failures=1, max_pending=4, max_pending_per_address=3)
+    throttle = LoginThrottle(policy, clock=FakeClock(50.0))
+    for name in ("a", "b", "c"):
+        throttle.failure("x", name)  # free
+        assert throttle.failure("x", name)[0] > 0  # delayed: one pending each
+    assert throttle.admit("x", "a") is not None  # the address holds 3: refused
+    assert throttle.admit("y", "a") is None  # another address is not
+    throttle.release("x", "b")
+    assert throttle.admit("x", "a") is None
+    throttle.success("x", "c")  # forgets c's entry while its answer is pending
+    throttle.release("x", "c")
+    throttle.release("x", "a")
+    assert throttle.failure("x", "a")[0] > 0 and throttle.admit("x", "a") is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,20 +36,26 @@ def fleet(tmp_path: Path) -> Iterator[list[Server]]:
         first.stop()
 
 
-def report(server: Server) -> dict[str, str]:
+def identity(server: Server) -> dict[str, str]:
+    """Serial (the report's `Serial No:`), host name (the boot entry) and boot id
+    (systemready.cgi) of one device."""
     text = httpx.get(server.url + "/axis-cgi/serverreport.cgi", auth=ADMIN).text
-    header = text.split("\n\n", 1)[0]
-    return dict(line.split(": ", 1) for line in header.splitlines() if ": " in line)
+    ready = {"apiVersion": "1.0", "method": "systemready"}
+    reply = httpx.post(server.url + "/axis-cgi/systemready.cgi", json=ready).json()
+    serial = re.search(r"^Serial No: (\S+)$", text, re.MULTILINE)
+    hostname = re.search(r"starting on (\S+) ", text)
+    assert serial and hostname, text
+    return {"serial": serial[1], "hostname": hostname[1], "boot": reply["data"]["bootid"]}
 
 
 def test_devices_have_their_own_identity_state_and_boots(fleet: list[Server]) -> None:
     state = fleet[0].state_dir
     urls = (state / "devices.txt").read_text().split()
     assert urls == [device.url for device in fleet]
-    reports = [report(device) for device in fleet]
-    assert [r["Serial number"] for r in reports] == ["ACCC8E000010", "ACCC8E000011", "ACCC8E000012"]
-    assert len({r["Hostname"] for r in reports}) == COUNT
-    assert len({r["Boot id"] for r in reports}) == COUNT
+    reports = [identity(device) for device in fleet]
+    assert [r["serial"] for r in reports] == ["ACCC8E000010", "ACCC8E000011", "ACCC8E000012"]
+    assert len({r["hostname"] for r in reports}) == COUNT
+    assert len({r["boot"] for r in reports}) == COUNT
 
     # Users of the state dir apply to every device (a viewer is refused a write everywhere).
     viewer = ("viewer", USERS["viewer"][1])

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from conftest import client_for, start_server
+from fakeclock import FakeClock
 from servers import VAPIXLOG, run_cli
 from vapixlog.ratelimit import (
     DEFAULT_WRITE_RATE,
@@ -24,17 +25,6 @@ from vapixlog.severity import Severity
 from vapixlog.syslog.line import parse_line
 
 WRITE = "/config/rest/log/v1/writeMessage"
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 # ----- parsing ---------------------------------------------------------------------------
@@ -96,7 +86,7 @@ def test_bucket_ignores_a_clock_going_backwards() -> None:
 
 
 def test_limiter_keys_are_independent_and_suppressions_counted() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     limiter = RateLimiter(Rate(3, 1.0), clock=clock, quiet=1.0)
     assert [limiter.check("root", "10.0.0.1") for _ in range(3)] == [0.0] * 3
     waits = [limiter.check("root", "10.0.0.1") for _ in range(4)]
@@ -120,7 +110,7 @@ def test_limiter_keys_are_independent_and_suppressions_counted() -> None:
 
 
 def test_sustained_flood_is_reported_periodically() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     limiter = RateLimiter(Rate(1, 1.0), clock=clock, quiet=1.0, report_every=10.0)
     reports: list[int] = []
     refused = 0
@@ -137,7 +127,7 @@ def test_sustained_flood_is_reported_periodically() -> None:
 
 
 def test_idle_full_buckets_are_evicted() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     limiter = RateLimiter(Rate(10, 1.0), clock=clock)
     for i in range(1000):
         limiter.check("root", f"10.0.{i // 256}.{i % 256}")
@@ -156,7 +146,7 @@ def test_idle_full_buckets_are_evicted() -> None:
 
 
 def test_buckets_are_bounded_even_when_busy() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     limiter = RateLimiter(Rate(10, 60.0), clock=clock, max_keys=100)
     for i in range(1000):
         limiter.check("root", f"addr{i}")

@@ -52,6 +52,7 @@ class TlsServer(Server):
                 str(self.port),
                 "--state-dir",
                 str(self.state_dir),
+                *self.default_args(),
                 *self.extra_args,
             ],
             stdout=self.log_path.open("a"),
@@ -356,3 +357,25 @@ def test_unusable_certificate_files(tmp_path: Path) -> None:
         unreadable.chmod(0)
         result = _serve_fails(tmp_path, "--tls-cert", str(unreadable), "--tls-key", str(good_key))
         assert result.returncode == 1 and "cannot read" in result.stderr
+
+
+def test_default_policy_over_https_offers_basic_only(tmp_path: Path) -> None:
+    """`recommended` (the device's default): Basic on HTTPS, and only Basic (DECISIONS 1)."""
+    server = _start(tmp_path / "state", "--tls-self-signed", "--auth-policy", "recommended")
+    try:
+        context = _context(cert_path(server))
+        challenge = httpx.get(server.url + API, verify=context, timeout=10)
+        serial = json.loads((server.state_dir / "identity.json").read_text())["serial"]
+        assert challenge.headers.get_list("www-authenticate") == [f'Basic realm="AXIS_{serial}"']
+        basic = httpx.get(server.url + API, auth=("root", PASSWORD), verify=context, timeout=10)
+        assert basic.status_code == 200
+        digest = httpx.DigestAuth("root", PASSWORD)
+        assert httpx.get(server.url + API, auth=digest, verify=context).status_code == 401
+        curl = subprocess.run(
+            ["curl", "-s", "--anyauth", "--cacert", str(cert_path(server)),
+             "-u", f"root:{PASSWORD}", server.url + API],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        assert '"status":"success"' in curl.stdout
+    finally:
+        server.stop()

@@ -19,8 +19,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from vapixlog import web
 from vapixlog.apis import log as log_api
 from vapixlog.auth import AuthMiddleware, DigestAuthority, UserStore
+from vapixlog.auth.bruteforce import BruteForceBlock
+from vapixlog.auth.policy import AuthPolicy, schemes
 from vapixlog.auth.throttle import LoginPolicy
-from vapixlog.cgi import firmware, restart, serverreport, systemlog, systemready
+from vapixlog.cgi import (
+    apidiscovery,
+    firmware,
+    remotesyslog,
+    restart,
+    serverreport,
+    systemlog,
+    systemready,
+)
 from vapixlog.dca import discovery
 from vapixlog.dca.resources import PREFIX
 from vapixlog.dca.rest import DEFAULT_MAX_BODY, DcaApp
@@ -29,7 +39,7 @@ from vapixlog.edge import harden
 from vapixlog.web import logs as logs_page
 
 # Paths any client may call without logging in, as on devices.
-_ANONYMOUS = frozenset({systemready.PATH})
+_ANONYMOUS = frozenset({systemready.PATH, apidiscovery.PATH})
 
 
 class PathPrefixDispatch:
@@ -54,9 +64,15 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
     power: firmware.Power | None = None,
     trusted_proxies: Sequence[str] = (),
+    auth_policy: AuthPolicy = AuthPolicy.ANY,
+    https: bool = False,
+    brute_force_protection: bool = True,
 ) -> ASGIApp:
     """The device's HTTP interface; `power` carries out reboots (none: reboot answers 423);
-    `trusted_proxies` may set client addresses with `X-Forwarded-For` (`vapixlog.edge`)."""
+    `trusted_proxies` may set client addresses with `X-Forwarded-For` (`vapixlog.edge`);
+    `auth_policy` and `https` decide the schemes offered (`vapixlog.auth.policy`);
+    `brute_force_protection` blocks guessing addresses as devices do
+    (`vapixlog.auth.bruteforce`), else failed logins are throttled (`vapixlog.auth.throttle`)."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -81,16 +97,23 @@ def create_app(
         Route(firmware.PATH, firmware.endpoint(device, power), methods=["POST"]),
         Route(restart.PATH, restart.endpoint(device, power), methods=["GET"]),
         Route(systemready.PATH, systemready.endpoint(device), methods=["POST"]),
+        # Other methods too: the CGI answers them with its own error (2002).
+        Route(apidiscovery.PATH, apidiscovery.endpoint(device), methods=["GET", "POST", "PUT"]),
+        Route(remotesyslog.PATH, remotesyslog.endpoint(device), methods=["POST"]),
     ]
     pages = Starlette(routes=routes, lifespan=lifespan)
     rest = DcaApp(apis, max_body=max_body, unavailable=device.unavailable_reason)
+    offered = schemes(auth_policy, https=https)
     authenticated = AuthMiddleware(
         PathPrefixDispatch(PREFIX, rest, pages),
         store=users,
-        digest=DigestAuthority(users.realm),
+        digest=DigestAuthority(users.realm, algorithms=offered.digest) if offered.digest else None,
+        basic=offered.basic,
         on_failure=device.audit_auth_failure,
         on_throttle=device.audit_warning,
-        login_policy=LoginPolicy(),
+        login_policy=None if brute_force_protection else LoginPolicy(),
+        block=BruteForceBlock() if brute_force_protection else None,
+        on_block=device.audit_block,
         public_paths=_ANONYMOUS.__contains__,
     )
     return harden(
@@ -98,6 +121,8 @@ def create_app(
         json_rpc_versions={
             firmware.PATH: firmware.API_VERSION,
             systemready.PATH: device.config.systemready_version,
+            apidiscovery.PATH: apidiscovery.API_VERSION,
+            remotesyslog.PATH: remotesyslog.API_VERSION,
         },
         unsafe_gets=[restart.PATH],
         trusted_proxies=trusted_proxies,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import platformdirs
 
 from vapixlog import client_commands
+from vapixlog.auth.policy import AuthPolicy
 from vapixlog.ratelimit import DEFAULT_WRITE_RATE, Rate, parse_rate
 from vapixlog.syslog.system_log import LogLimits
 
@@ -60,6 +61,16 @@ def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def _report_delay(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be 0..3600 seconds, not {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,11 +158,42 @@ def build_parser() -> argparse.ArgumentParser:
         "or network (repeatable; default: never, the socket's peer address is the client's)",
     )
     serve.add_argument(
+        "--brute-force-protection",
+        choices=["on", "off"],
+        default="on",
+        help="on (as devices since AXIS OS 11.5): more than 20 failed logins from one address "
+        "in 1 s block it for 10 s (403 on every path); off: failed logins are slowed down "
+        "per address and user instead, and correct credentials are never refused",
+    )
+    serve.add_argument(
+        "--auth-policy",
+        choices=[policy.value for policy in AuthPolicy],
+        default=AuthPolicy.RECOMMENDED.value,
+        help="authentication schemes offered, as the device's Network.HTTP."
+        "AuthenticationPolicy: recommended (Digest MD5 over HTTP, Basic over HTTPS), basic, "
+        "digest, basic_digest; or any (Basic and Digest MD5 and SHA-256 everywhere)",
+    )
+    serve.add_argument(
         "--systemready-version",
         choices=["1.2", "1.4", "1.5"],
         default="1.5",
         help="the systemready.cgi API version to emulate: 1.2 has no bootid and no uptime "
         "(older firmware), 1.4 adds them, 1.5 adds passphrasepolicy (AXIS OS 12)",
+    )
+    serve.add_argument(
+        "--report-delay",
+        type=_report_delay,
+        default=0.0,
+        metavar="SECONDS",
+        help="serverreport.cgi sends its headers at once and its body after this long, as "
+        "real devices take about 30 s (default 0, at most 3600)",
+    )
+    serve.add_argument(
+        "--remote-syslog-ca",
+        type=Path,
+        metavar="FILE",
+        help="PEM CA certificates that remote syslog servers over TLS must chain to (kept in "
+        "the state dir for later starts; default: the system's trusted CAs)",
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
@@ -220,6 +262,14 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"vapixlog: --trusted-proxy: {exc}", file=sys.stderr)
         return 2
+    if args.remote_syslog_ca is not None:
+        from vapixlog.forward.transport import check_ca_file
+
+        try:
+            check_ca_file(args.remote_syslog_ca)
+        except ValueError as exc:
+            print(f"vapixlog: --remote-syslog-ca: {exc}", file=sys.stderr)
+            return 2
     state_dir = args.state_dir or default_state_dir()
     configs = device_configs(
         state_dir,
@@ -229,6 +279,8 @@ def _serve(args: argparse.Namespace) -> int:
         limits=limits,
         rate_limit=args.rate_limit,
         systemready_version=args.systemready_version,
+        report_delay=args.report_delay,
+        remote_syslog_ca=args.remote_syslog_ca,
     )
     users = open_users(state_dir, serial=args.serial, hostname=args.hostname)
     try:
@@ -254,6 +306,8 @@ def _serve(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         max_connections_per_address=args.max_connections_per_address,
         trusted_proxies=tuple(args.trusted_proxy),
+        auth_policy=AuthPolicy(args.auth_policy),
+        brute_force_protection=args.brute_force_protection == "on",
     )
     if tls:
         print(f"TLS certificate {tls.certfile}, SHA-256 fingerprint {tls.fingerprint}", flush=True)

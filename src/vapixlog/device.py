@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from vapixlog.files import write_atomic
+from vapixlog.forward.service import RemoteSyslog, install_ca
 from vapixlog.ratelimit import DEFAULT_WRITE_RATE, Rate, WriteLimiter
 from vapixlog.severity import Severity
 from vapixlog.syslog.system_log import AUDIT_TAG, LogLimits, SystemLog
@@ -82,6 +83,8 @@ class DeviceConfig:
     rate_limit: Rate | None = DEFAULT_WRITE_RATE  # writeMessage per (user, address)
     firmware_version: str = "12.11.77"  # the AXIS OS version the spec's captures come from
     systemready_version: str = "1.5"  # what systemready.cgi answers (1.2, 1.4 or 1.5)
+    report_delay: float = 0.0  # seconds serverreport.cgi waits before its body (after headers)
+    remote_syslog_ca: Path | None = None  # `serve --remote-syslog-ca`: copied into the state dir
 
 
 class Device:
@@ -106,6 +109,7 @@ class Device:
         self._stop_reason = "shutdown"
         self.syslog: SystemLog
         self.write_limiter: WriteLimiter
+        self.remote_syslog: RemoteSyslog
 
     async def start(self) -> None:
         """Cold start: recover the persistent log, begin a boot session, log the boot."""
@@ -128,6 +132,7 @@ class Device:
             limits=self.config.limits,
         )
         self.syslog.open(persistent_enabled=settings.get("persistent_enabled") is True)
+        self._start_remote_syslog()
         self.write_limiter = WriteLimiter(self.config.rate_limit, report=self._warn)
         self.syslog.log(
             Severity.NOTICE,
@@ -158,6 +163,19 @@ class Device:
                 "the next boot cannot tell how this one ended",
             )
 
+    def _start_remote_syslog(self) -> None:
+        """Forwarding starts as soon as the log is open: the boot's entries go out too."""
+        ca_error: OSError | None = None
+        if self.config.remote_syslog_ca is not None:
+            try:
+                install_ca(self.config.remote_syslog_ca, self.state_dir)
+            except OSError as error:
+                ca_error = error
+        self.remote_syslog = RemoteSyslog(self.syslog, self.state_dir, audit=self.audit)
+        self.remote_syslog.start()
+        if ca_error is not None:  # the copy from an earlier start, if any, still applies
+            self._warn(f"remote syslog: cannot install the CA certificates: {ca_error}")
+
     def unavailable_reason(self) -> str | None:
         """Why the device cannot serve API calls now: it is going down for a reboot."""
         return "the device is rebooting" if self._stop_reason == "reboot" else None
@@ -183,6 +201,7 @@ class Device:
         self.syslog.log(
             Severity.NOTICE, f"{self._stop_reason}: ending boot {self.boot_id}, shutting down"
         )
+        await self.remote_syslog.stop()  # after the shutdown entry, which it may forward
         await self.syslog.close()
         try:
             ended = {"boot_id": self.boot_id, "clean_shutdown": True, "reason": self._stop_reason}
@@ -235,6 +254,19 @@ class Device:
 
     def _warn(self, message: str) -> None:
         self.syslog.log(Severity.WARNING, message)
+
+    def audit_block(self, client: str, port: int) -> None:
+        """Brute-force protection blocked `client`: the lines a device writes (Apache's
+        mod_evasive in the system log, the remediation in the audit log)."""
+        self.syslog.log(
+            Severity.WARNING,
+            f"[evasive20:warn] [client {client}:{port}] Blocklisting address {client}: "
+            "possible DoS attack.",
+            tag="httpd",
+        )
+        self.audit_warning(
+            f"Network Remediation Activity: Firewall blocked {client} (Authentication DoS)."
+        )
 
     def audit_auth_failure(self, user: str | None, client: str, reason: str) -> None:
         who = f"user {user!r}" if user else "a client"

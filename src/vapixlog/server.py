@@ -22,6 +22,7 @@ import uvicorn
 
 from vapixlog.app import create_app
 from vapixlog.auth import UserStore
+from vapixlog.auth.policy import AuthPolicy
 from vapixlog.device import Device, DeviceConfig
 from vapixlog.protocol import DEFAULT_REQUEST_TIMEOUT, http_protocol
 from vapixlog.ratelimit import Rate
@@ -43,6 +44,8 @@ class ServeOptions:
     max_connections: int = 1000  # served at once; a request on one more gets 503
     max_connections_per_address: int | None = None  # None: 512, at most 3/4 of max_connections
     trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For is believed
+    auth_policy: AuthPolicy = AuthPolicy.RECOMMENDED  # which schemes are offered
+    brute_force_protection: bool = True  # block guessing addresses (else: throttle)
 
 
 class _UvicornServer(uvicorn.Server):
@@ -77,6 +80,9 @@ class DeviceServer:
                 max_body=self.options.max_body,
                 power=self,
                 trusted_proxies=self.options.trusted_proxies,
+                auth_policy=self.options.auth_policy,
+                https=self.options.tls_certfile is not None,
+                brute_force_protection=self.options.brute_force_protection,
             )
             config = uvicorn.Config(
                 app,
@@ -158,6 +164,8 @@ def device_configs(
     limits: LogLimits,
     rate_limit: Rate | None,
     systemready_version: str = "1.5",
+    report_delay: float = 0.0,
+    remote_syslog_ca: Path | None = None,
 ) -> list[DeviceConfig]:
     """One device uses the state dir itself; several use `devices/NNNN/` below it, each with
     its own identity, settings, boot sessions and logs (the users at the top apply to all).
@@ -167,6 +175,8 @@ def device_configs(
         limits=limits,
         rate_limit=rate_limit,
         systemready_version=systemready_version,
+        report_delay=report_delay,
+        remote_syslog_ca=remote_syslog_ca,
     )
     if count == 1:
         return [make(state_dir, serial, hostname)]

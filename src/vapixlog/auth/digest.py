@@ -1,7 +1,11 @@
 """HTTP Digest authentication (RFC 7616), qop=auth, MD5 and SHA-256.
 
-Nonces are stateless: ``base64url(timestamp_ms[8] + random[8] + HMAC-SHA256(secret, ts+rnd)[:16])``,
-so issuing one costs no memory and checking one costs one HMAC. The only state is the
+Challenges look like an Axis device's (Apache mod_auth_digest):
+``Digest realm="AXIS_<serial>", nonce="...", algorithm=MD5, qop="auth"``, in that order, with
+``stale=true`` before ``qop`` when re-challenging an expired nonce, and no ``opaque``. Nonces
+are Apache's shape too, and stateless: ``base64(time_us[8])`` (12 characters, ending in ``=``)
+followed by 40 hex digits of ``HMAC-SHA1(secret, time)``, so issuing one costs no memory and
+checking one costs one HMAC; the time is made unique per authority. The only state is the
 replay tracker: the highest nonce count (nc) seen per nonce, bounded in size.
 """
 
@@ -21,10 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 ALGORITHMS = ("SHA-256", "MD5")  # challenge order: the stronger one first
+DEVICE_ALGORITHMS = ("MD5",)  # the only one Axis devices offer
 _HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 _CANONICAL = {"md5": "MD5", "sha-256": "SHA-256"}
 _REQUIRED = ("username", "realm", "nonce", "uri", "response", "qop", "nc", "cnonce")
-_NONCE_LEN = 43  # 32 bytes in unpadded base64url
+_NONCE_LEN = 52  # 12 base64 characters of the time, 40 hex digits of its HMAC
 _MAX_HEADER = 8192
 
 _TCHAR_RUN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
@@ -100,14 +105,17 @@ class DigestAuthority:
         secret: bytes | None = None,
         clock: Callable[[], float] = time.time,
         max_tracked_nonces: int = 100_000,
+        algorithms: tuple[str, ...] = ALGORITHMS,
     ) -> None:
+        if not algorithms or any(alg not in _HASHES for alg in algorithms):
+            raise ValueError(f"algorithms must be some of {ALGORITHMS}")
         self.realm = realm
+        self.algorithms = algorithms
         self.nonce_ttl = nonce_ttl
         self._secret = secret if secret is not None else secrets.token_bytes(32)
         self._clock = clock
         self._max_tracked = max_tracked_nonces
-        # opaque is fixed per authority: it carries no state, clients just echo it.
-        self.opaque = hmac.new(self._secret, b"opaque", hashlib.sha256).hexdigest()[:32]
+        self._last_nonce_us = 0
         # nonce -> (nc window state, see _accept_nc; nonce timestamp ms; the user who proved
         # the password with it), in order of first use.
         self._seen: OrderedDict[str, tuple[int, int, str]] = OrderedDict()
@@ -119,29 +127,29 @@ class DigestAuthority:
     # -- challenges ------------------------------------------------------------------
 
     def new_nonce(self) -> str:
-        head = struct.pack(">Q", int(self._clock() * 1000)) + secrets.token_bytes(8)
-        raw = head + hmac.new(self._secret, head, hashlib.sha256).digest()[:16]
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+        with self._lock:  # unique: two clients sharing a nonce would share its counts
+            now_us = max(int(self._clock() * 1_000_000), self._last_nonce_us + 1)
+            self._last_nonce_us = now_us
+        head = struct.pack(">Q", now_us)
+        mac = hmac.new(self._secret, head, hashlib.sha1).hexdigest()
+        return base64.b64encode(head).decode("ascii") + mac
 
     def challenges(self, stale: bool = False, *, proven_by: str | None = None) -> list[str]:
-        """``WWW-Authenticate`` values: Digest SHA-256, Digest MD5, then Basic.
+        """``WWW-Authenticate`` values, one per algorithm (the stronger first), one nonce.
 
-        Both Digest challenges share one nonce and opaque: `requests` merges multiple
-        challenges into one dict, which only works if the shared fields agree. `proven_by`
-        names the user whose stale credentials were right: the new nonce is proven for them.
+        Several challenges share their nonce: `requests` merges them into one dict, which
+        only works if the shared fields agree. `proven_by` names the user whose stale
+        credentials were right: the new nonce is proven for them.
         """
         nonce = self.new_nonce()
         if proven_by is not None:
             with self._lock:
                 self._remember(nonce, (0, int(self._clock() * 1000), proven_by))
         tail = ", stale=true" if stale else ""
-        out = [
-            f'Digest realm="{self.realm}", qop="auth", algorithm={alg}, '
-            f'nonce="{nonce}", opaque="{self.opaque}"{tail}'
-            for alg in ALGORITHMS
+        return [
+            f'Digest realm="{self.realm}", nonce="{nonce}", algorithm={alg}{tail}, qop="auth"'
+            for alg in self.algorithms
         ]
-        out.append(f'Basic realm="{self.realm}", charset="UTF-8"')
-        return out
 
     # -- verification ----------------------------------------------------------------
 
@@ -184,7 +192,7 @@ class DigestAuthority:
             reason = "userhash=true not supported" if userhash == "true" else "bad userhash"
             return DigestResult(False, username, reason=reason)
         algorithm = _CANONICAL.get(p.get("algorithm", "MD5").lower())
-        if algorithm is None:
+        if algorithm not in self.algorithms:
             return DigestResult(False, username, reason="unsupported algorithm")
         if p["realm"] != self.realm:
             return DigestResult(False, username, reason="wrong realm")
@@ -196,12 +204,11 @@ class DigestAuthority:
             return DigestResult(False, username, reason="uri does not match request")
         if not self._response_ok(p, method, algorithm, lookup):
             return DigestResult(False, username, reason="wrong password or unknown user")
-        # The client knows the password. A nonce that is expired, not ours (another
-        # server, or ours before a restart) or carries a foreign opaque is "stale": the
-        # client retries with the new nonce without asking its user again.
+        # The client knows the password. A nonce that is expired or not ours (another
+        # server, or ours before a restart) is "stale": the client retries with the new
+        # nonce without asking its user again.
         ts_ms = self._nonce_time(p["nonce"])
-        foreign_opaque = p.get("opaque", self.opaque) != self.opaque
-        if ts_ms is None or foreign_opaque or not self._fresh(ts_ms):
+        if ts_ms is None or not self._fresh(ts_ms):
             return DigestResult(False, username, stale=True, reason="stale nonce")
         return self._check_nc(p["nonce"], int(p["nc"], 16), ts_ms, username)
 
@@ -233,14 +240,15 @@ class DigestAuthority:
         if len(nonce) != _NONCE_LEN:
             return None
         try:
-            raw = base64.urlsafe_b64decode(nonce + "=")
+            head = base64.b64decode(nonce[:12], validate=True)
         except (binascii.Error, ValueError):
             return None
-        head, mac = raw[:16], raw[16:]
-        if not hmac.compare_digest(hmac.new(self._secret, head, hashlib.sha256).digest()[:16], mac):
+        expected = hmac.new(self._secret, head, hashlib.sha1).hexdigest()
+        given = nonce[12:].encode("latin-1", "replace")  # the header was decoded as latin-1
+        if len(head) != 8 or not hmac.compare_digest(expected.encode(), given):
             return None
-        ts_ms: int = struct.unpack(">Q", head[:8])[0]
-        return ts_ms
+        time_us: int = struct.unpack(">Q", head)[0]
+        return time_us // 1000
 
     def _fresh(self, ts_ms: int) -> bool:
         age = self._clock() - ts_ms / 1000

@@ -17,9 +17,11 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from vapixlog.auth.bruteforce import BruteForceBlock
 from vapixlog.auth.digest import DigestAuthority, parse_params
 from vapixlog.auth.throttle import LoginPolicy, LoginThrottle
 from vapixlog.auth.users import User, UserStore
+from vapixlog.edge.clientaddr import address_group
 from vapixlog.ratelimit import retry_after
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,7 @@ _RELOAD_INTERVAL = 1.0
 _CONFIG_PREFIX = "/config/"
 
 FailureHook = Callable[[str | None, str, str], None]
+BlockHook = Callable[[str, int], None]  # (client address, client port) just blocked
 AuditHook = Callable[[str], None]
 
 
@@ -60,21 +63,29 @@ class AuthMiddleware:
         app: ASGIApp,
         *,
         store: UserStore,
-        digest: DigestAuthority,
+        digest: DigestAuthority | None,
+        basic: bool = True,
         public_paths: Callable[[str], bool] | None = None,
         on_failure: FailureHook | None = None,
         on_throttle: AuditHook | None = None,
         login_policy: LoginPolicy | None = None,
+        block: BruteForceBlock | None = None,
+        on_block: BlockHook | None = None,
     ) -> None:
-        if digest.realm != store.realm:
+        if digest is not None and digest.realm != store.realm:
             raise ValueError("DigestAuthority realm differs from the user store realm")
+        if digest is None and not basic:
+            raise ValueError("offer Basic, Digest or both")
         self.app = app
         self.store = store
-        self.digest = digest
+        self.digest = digest  # None: Digest is not offered (see vapixlog.auth.policy)
+        self.basic = basic
         self.public_paths = public_paths
         self.on_failure = on_failure
         self.on_throttle = on_throttle
         self.throttle = None if login_policy is None else LoginThrottle(login_policy)
+        self.block = block
+        self.on_block = on_block
         self._expiry: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
         # Basic header value -> User. Only successes are cached, and the whole cache is
         # dropped when the user set changes (generation), so a removed user is out at once.
@@ -88,6 +99,9 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
+        if self.block is not None and self.block.blocked(address_group(_client_host(scope))):
+            await _send_blocked(send, kind)  # every path, anonymous ones too
+            return
         if self.public_paths is not None and self.public_paths(path):
             await self.app(scope, receive, send)
             return
@@ -96,13 +110,14 @@ class AuthMiddleware:
         header = _find_header(scope.get("headers", ()), b"authorization")
         throttle = self.throttle
         host = _client_host(scope)
+        group = address_group(host)  # what failures are counted by
         claimed, proven = None, False
-        if header and throttle is not None and throttle.tracking_address(host):
+        if header and throttle is not None and throttle.tracking_address(group):
             claimed, nonce = _claimed_user(header)
             # A client that proved the password with its nonce is no guesser: check it even
             # while this address and user get refusals.
-            proven = bool(claimed and nonce and self.digest.proven(nonce, claimed))
-            if not proven and (wait := throttle.admit(host, claimed)) is not None:
+            proven = bool(claimed and nonce and self.digest and self.digest.proven(nonce, claimed))
+            if not proven and (wait := throttle.admit(group, claimed)) is not None:
                 await self._refuse(send, kind, path, host, wait)
                 return
         try:
@@ -115,23 +130,27 @@ class AuthMiddleware:
         if user is not None:
             # Only a fresh login ends an episode: a logged-in client's every request would
             # otherwise hand a guesser at the same address new free attempts.
-            if throttle is not None and not proven and throttle.tracking_address(host):
-                self._audit(throttle.success(host, claimed or user.name))
+            if throttle is not None and not proven and throttle.tracking_address(group):
+                self._audit(throttle.success(group, claimed or user.name))
             scope[USER_SCOPE_KEY] = user
             await self.app(scope, receive, send)
             return
         failed = given and not stale
+        blocked_now = failed and self.block is not None and self.block.failure(group, path)
+        if blocked_now and self.on_block is not None:
+            client = scope.get("client")
+            self.on_block(host, int(client[1]) if client else 0)
         if failed and throttle is not None:
             if claimed is None and header:
                 claimed, _ = _claimed_user(header)
-            delay, messages = throttle.failure(host, claimed)
+            delay, messages = throttle.failure(group, claimed)
             self._audit(messages)
             self._arm_expiry()
             if delay > 0:
                 try:  # the slot reserved by failure() is held while waiting
                     await asyncio.sleep(delay)
                 finally:
-                    throttle.release(host, claimed)
+                    throttle.release(group, claimed)
         if kind == "websocket":
             # Before accept, a close makes the server answer 403; a websocket handshake
             # cannot carry our 401 challenge without an extension, so keep it simple.
@@ -153,12 +172,12 @@ class AuthMiddleware:
             return None, False, False
         scheme = parts[0].lower()
         rest = parts[1] if len(parts) > 1 else b""
-        if scheme == b"basic":
+        if scheme == b"basic" and self.basic:
             user = self._basic(scope, header, rest.strip())
             return user, True, False
-        if scheme == b"digest":
-            return self._digest(scope, rest)
-        # Bearer or anything else we do not speak: same as no credentials.
+        if scheme == b"digest" and self.digest is not None:
+            return self._digest(self.digest, scope, rest)
+        # Bearer, a scheme the policy does not offer, anything else: no credentials.
         return None, False, False
 
     def _basic(self, scope: Scope, header: bytes, token: bytes) -> User | None:
@@ -185,9 +204,11 @@ class AuthMiddleware:
             self._basic_cache.popitem(last=False)
         return user
 
-    def _digest(self, scope: Scope, rest: bytes) -> tuple[User | None, bool, bool]:
+    def _digest(
+        self, digest: DigestAuthority, scope: Scope, rest: bytes
+    ) -> tuple[User | None, bool, bool]:
         method = "GET" if scope["type"] == "websocket" else scope.get("method", "GET")
-        result = self.digest.verify(
+        result = digest.verify(
             rest.decode("latin-1"),  # lossless: the hash input must be the bytes as sent
             method=method,
             uri=_request_target(scope),
@@ -208,7 +229,7 @@ class AuthMiddleware:
         if self.on_failure is None:
             return
         host = _client_host(scope)
-        if self.throttle is not None and self.throttle.throttled(host, username):
+        if self.throttle is not None and self.throttle.throttled(address_group(host), username):
             return  # summarised when the throttling episode ends
         self.on_failure(username, host, reason)
 
@@ -283,7 +304,9 @@ class AuthMiddleware:
         else:
             body = message.encode() + b"\n"
             ctype = b"text/plain; charset=utf-8"
-        challenges = self.digest.challenges(stale, proven_by=proven_by)
+        challenges = self.digest.challenges(stale, proven_by=proven_by) if self.digest else []
+        if self.basic:
+            challenges.append(f'Basic realm="{self.store.realm}"')
         headers = [(b"www-authenticate", c.encode()) for c in challenges]
         headers += [
             (b"content-type", ctype),
@@ -294,6 +317,27 @@ class AuthMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
+# What Apache answers a blocked address (mod_evasive's 403).
+_FORBIDDEN = (
+    b'<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\n<html><head>\n'
+    b"<title>403 Forbidden</title>\n</head><body>\n<h1>Forbidden</h1>\n"
+    b"<p>You don't have permission to access this resource.</p>\n</body></html>\n"
+)
+
+
+async def _send_blocked(send: Send, kind: str) -> None:
+    if kind == "websocket":
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    headers = [
+        (b"content-type", b"text/html; charset=iso-8859-1"),
+        (b"content-length", str(len(_FORBIDDEN)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    await send({"type": "http.response.start", "status": 403, "headers": headers})
+    await send({"type": "http.response.body", "body": _FORBIDDEN})
+
+
 def _client_host(scope: Scope) -> str:
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
@@ -301,8 +345,9 @@ def _client_host(scope: Scope) -> str:
 
 def _claimed_user(header: bytes) -> tuple[str | None, str | None]:
     """(user name, Digest nonce) as an Authorization header claims them, unverified."""
-    scheme, _, rest = header.strip().partition(b" ")
-    scheme = scheme.lower()
+    parts = header.split(None, 1)  # any whitespace, as `_authenticate` splits it
+    scheme = parts[0].lower() if parts else b""
+    rest = parts[1] if len(parts) > 1 else b""
     try:
         if scheme == b"basic":
             decoded = base64.b64decode(rest.strip(), validate=True).decode("utf-8")

@@ -28,7 +28,8 @@ class LoginPolicy:
     free_failures: int = 5  # consecutive failures answered at once and audited one by one
     first_delay: float = 0.25  # the delay of the first failure after those, in seconds
     max_delay: float = 8.0  # the delay doubles up to this
-    max_pending: int = 4  # delayed answers outstanding per address; beyond: 429
+    max_pending: int = 4  # delayed answers outstanding per (address, user); beyond: 429
+    max_pending_per_address: int = 8  # and per address, all its user names together
     forget_after: float = 300.0  # an address without failures for this long starts afresh
     max_addresses: int = 4096  # (address, user) entries at most (the least recent go first)
     max_users_per_address: int = 8  # user names tracked per address; the rest share one entry
@@ -72,6 +73,9 @@ class LoginThrottle:
         # Ordered by last failure, oldest first: the front is what expiry looks at.
         self._entries: OrderedDict[Key, _Failures] = OrderedDict()
         self._users: dict[str, int] = {}  # address -> entries it has
+        # address -> delayed answers outstanding: each holds a connection, so one address
+        # may not hold more than a few, whichever names it tries.
+        self._pending: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -90,10 +94,13 @@ class LoginThrottle:
     def admit(self, address: str, user: str | None = None) -> float | None:
         """None when the attempt may be checked, else the seconds the client should wait."""
         entry = self._entries.get(self._key(address, user))
-        if entry is None or entry.pending < self.policy.max_pending:
+        if entry is None:
+            return None
+        full = self._pending.get(address, 0) >= self.policy.max_pending_per_address
+        if entry.pending < self.policy.max_pending and not full:
             return None
         entry.refused += 1
-        return entry.delay
+        return entry.delay or self.policy.first_delay
 
     def failure(self, address: str, user: str | None = None) -> tuple[float, list[str]]:
         """Count a failure: (seconds to delay the answer, audit messages to write)."""
@@ -122,6 +129,7 @@ class LoginThrottle:
             return 0.0, messages
         entry.delay = min(policy.max_delay, policy.first_delay * 2.0 ** min(beyond - 1, 64))
         entry.pending += 1
+        self._pending[address] = self._pending.get(address, 0) + 1
         return entry.delay, messages
 
     def release(self, address: str, user: str | None = None) -> None:
@@ -129,6 +137,12 @@ class LoginThrottle:
         entry = self._entries.get(self._key(address, user))
         if entry is not None and entry.pending > 0:
             entry.pending -= 1
+        # Per address even when the entry is gone (a success forgot it meanwhile).
+        left = self._pending.get(address, 0) - 1
+        if left > 0:
+            self._pending[address] = left
+        else:
+            self._pending.pop(address, None)
 
     def success(self, address: str, user: str | None = None) -> list[str]:
         """A successful login resets its entry; the summary if it was throttled."""

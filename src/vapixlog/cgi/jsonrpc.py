@@ -24,12 +24,22 @@ _VERSION = re.compile(r"(\d+)(?:\.(\d+))?")
 
 
 class RpcError(Exception):
-    """An error answered in the CGI's dialect: `{"error": {"code", "message"}}`."""
+    """An error answered in the CGI's dialect: `{"error": {"code", "message"}}`, plus the
+    `details` and `errors` members some CGIs add (remotesyslog.cgi)."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.details = details
+        self.errors = errors
 
 
 def new_reply(api_version: str) -> dict[str, Any]:
@@ -37,18 +47,25 @@ def new_reply(api_version: str) -> dict[str, Any]:
 
 
 async def read_call(
-    request: Request, reply: dict[str, Any], *, invalid: int, json_only: bool = True
+    request: Request,
+    reply: dict[str, Any],
+    *,
+    invalid: int,
+    json_only: bool = True,
+    too_large: int | None = None,
 ) -> dict[str, Any]:
     """The request object; echoes `context` and `method` into `reply` as soon as known.
 
-    `invalid` is the CGI's error code for a request it cannot read. `json_only`: refuse any
-    Content-Type but JSON (what a browser sends cross-site without asking first is not JSON).
+    `invalid` is the CGI's error code for a request it cannot read, `too_large` for a body
+    over `MAX_BODY` (default: `invalid`). `json_only`: refuse any Content-Type but JSON
+    (what a browser sends cross-site without asking first is not JSON).
     """
     if json_only and not is_json(request.headers.get("content-type", "")):
         raise RpcError(invalid, "The request must be sent as Content-Type: application/json.")
     raw = await read_body(request, MAX_BODY)
     if raw is None:
-        raise RpcError(invalid, f"Request body larger than {MAX_BODY} bytes.")
+        code = invalid if too_large is None else too_large
+        raise RpcError(code, f"Request body larger than {MAX_BODY} bytes.")
     try:
         call = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -89,6 +106,10 @@ def answer(
     """The reply with its `data` or its `error`, as HTTP 200 JSON."""
     if error is not None:
         reply["error"] = {"code": error.code, "message": error.message}
+        if error.details is not None:
+            reply["error"]["details"] = error.details
+        if error.errors is not None:
+            reply["error"]["errors"] = error.errors
     else:
         reply["data"] = data if data is not None else {}
     return Response(orjson.dumps(reply), media_type="application/json", background=background)

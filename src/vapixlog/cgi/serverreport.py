@@ -1,57 +1,95 @@
 """`GET|POST /axis-cgi/serverreport.cgi?mode=<mode>`: the server report (administrators).
 
-`mode` is taken from the query string; a POST may instead send it in an
-`application/x-www-form-urlencoded` body (at most 4 KiB), which then wins over the query.
-An absent or empty mode means `text`. An unknown mode is 400, another method 405.
+As AXIS OS serves it, where a client can see it (facts and sources: the project's
+`spec/server-report.md`; every row in `docs/fidelity.md`). `mode` is taken from the query
+string; a POST may instead send it in an `application/x-www-form-urlencoded` body (at most
+4 KiB), which then wins over the query. An absent or empty mode means `text`.
+
+Delivery
+--------
+Every mode answers `200` at once, headers first (`Cache-Control: no-store`), then the body
+in HTTP/1.1 chunked transfer, without a `Content-Length`, as a device streams it. With
+`serve --report-delay SECONDS` the body starts only after that long (devices take about
+30 s), so clients can be tested against slow reports; a reboot or shutdown of the device
+ends the wait early. The report is taken when its body starts: the persistent journal is
+flushed, the volatile log is copied, the persistent files are opened and sized (entries
+written later are not in it). Memory stays bounded whatever the size of the logs.
+
+Download names (`Content-Disposition: attachment`), the device's local time of the request:
+`Axis_SR_<YYYYmmdd>_<HHMMSS>_<serial>.zip` for `zip` and `zip_with_image`, the same name
+ending in `.tar` for `tar_all` and `tar_kernel_log`; `text` has none.
 
 Modes
 -----
-`text` (default), `text/plain; charset=utf-8`. A header block of `Key: value` lines, one
-empty line, then the tail of the current boot's system log::
+`text` (default), `text/plain; charset=utf-8`: the report in the device's layout, with only
+the sections vapixlog can fill honestly, in the device's order (no kernel log: vapixlog runs
+no kernel; no access log yet; no parameter list: the device has no parameters). LF line
+ends; the serial is upper-case hex::
 
-    Server report: vapixlog
-    Hostname: axis-accc8e31c70d
-    Serial number: ACCC8E31C70D
-    Firmware: vapixlog 0.1.0
-    Image sensor: none (zip_with_image holds no image)
-    Time: 2026-11-25T19:32:11.043+00:00
-    Uptime: 1234.567 s
-    Boot id: 3f2a9c0e8d7b4f1e9a6b5c4d3e2f1a0b
-    Persistent logging: on
-    Persistent logging paused: no
-    Persistent log size: 1048576 bytes
-    Persistent log files: 1
-    Persistent log max size: 67108864 bytes
-    Persistent log file size: 8388608 bytes
-    Persistent log keep free: 33554432 bytes
-    Volatile log size: 20480 bytes
-    Volatile log max size: 4194304 bytes
-    Volatile log dropped lines: 0
+    <empty line>
+    ----- Server Report Start -----
 
-    ----- System log: the last 200 lines of the current boot -----
-    2026-11-25T19:32:11.043+00:00 axis-accc8e31c70d [ NOTICE  ] vapixlog[3612]: ...
+    Product: vapixlog 0.1.0 emulated device
+    Serial No: ACCC8E31C70D
 
-The keys, their order and their units are stable; new keys may be added before the empty
-line. Clients should parse only the header block (up to the first empty line): a log line
-never starts with a key, but it may contain one. `Boot id:` changes at every start of the
-device, so comparing it tells whether the device rebooted. Sizes are in bytes, `Uptime` in
-seconds, `Time` is ISO 8601 with the UTC offset, yes/no and on/off are lower case.
+    ----- /usr/share/axis-release/variables -----
 
-`tar_all`, `application/x-tar`, an attachment `serverreport_<hostname>_<YYYYmmddTHHMMSS>.tar`:
-an uncompressed POSIX (ustar/pax) tar with a `Content-Length`, streamed in constant memory
-(see `vapixlog.cgi.archive`). Members, in this order::
+    RELEASE="12.11.77"
+    PART="vapixlog"
 
-    serverreport_cgi.txt                    the `text` report, first so it is read early
-    var/log/messages                        the current boot's volatile log (snapshot)
-    var/log/persistent/messages-000001.log  every persistent log file, oldest first
-    var/log/recovered/<name>                damaged tails set aside at start-up, if any
+    ----- uptime -----
 
-Audit entries are lines of the same system log (tag `audit`); there is no separate file.
+     19:32:11 up  2:49,  0 users,  load average: 0.52, 0.36, 0.29
 
-`zip`, `application/zip`, `serverreport_<hostname>_<YYYYmmddTHHMMSS>.zip`: the same members,
-deflated, built in a worker thread into a temporary file (at most 8 MiB of it in memory),
-then sent with a `Content-Length`. `zip_with_image` is identical: this device has no image
-sensor, so there is no `serverreport_image.jpg` (the report says so).
+    ----- Lifetime Statistics -----
+
+    Boot-up Counter: 12
+    Restart Counter: 9
+
+    ----- System log -----
+
+    <every entry of the current boot's volatile log, oldest first>
+
+    ----- Persistent system log -----
+
+    <the persistent log files joined, oldest first>
+
+    ----- Server Report End -----
+
+`RELEASE` is the AXIS OS version the device claims (`DeviceConfig.firmware_version`), `PART`
+its firmware part (as `firmwaremanagement.cgi` `status`). The uptime line has the form of the
+`uptime` command (the load average is the host's). The boot-up counter counts every start,
+the restart counter every requested reboot (`lifetime.json` in the state dir). Real reports
+have no boot id: use `systemready.cgi` for that.
+
+`zip` and `zip_with_image`, `application/zip`: `serverreport_cgi.txt` (the text report),
+and for `zip_with_image` also `serverreport_image.jpg`, a 640x360 JPEG test card with the
+hostname, the serial and the time (vapixlog has no image sensor; `vapixlog.cgi.testcard`).
+Deflated, streamed with data descriptors.
+
+`tar_all`, `application/x-tar`: the files of `/var/log` under their device names, POSIX
+(ustar/pax), uncompressed::
+
+    var/log/messages          every entry of the current boot (the volatile log)
+    var/log/info.log          the entries of INFO and every more severe level
+    var/log/warning.log       WARNING and more severe
+    var/log/error.log         ERR and more severe
+    var/log/critical.log      CRIT and more severe
+    var/log/persist-all.log   the persistent log files joined, oldest first; present when
+                              the persistent log is not empty
+
+Audit entries are lines of the same system log (tag `audit`). Damaged tails set aside at
+start-up (`<state>/log/recovered/`) are not in any report.
+
+`tar_kernel_log`, `application/x-tar`: one member, `kernel.log`, empty (no kernel).
+
+Errors
+------
+Text bodies `Error: <what>.` (`text/plain; charset=utf-8`), never a 500 for bad input:
+`400 Error: unsupported mode "<mode>".` (the mode shown escaped, at most 64 characters),
+`400` for a malformed form body, `413` for a form body over 4 KiB, `415` for a POST body
+that is not a form, `405` with `Allow: GET, POST` for every other method (HEAD too: a
+report is slow and has no cheaper head). `401`/`403` for who may not (admin only).
 """
 
 from __future__ import annotations
@@ -60,128 +98,107 @@ import contextlib
 import datetime
 import re
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import IO
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
-import anyio.to_thread
+import anyio
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from vapixlog.auth.users import Role
 from vapixlog.cgi import require
-from vapixlog.cgi.archive import (
-    REPORT_MEMBER,
-    VOLATILE_MEMBER,
-    ArchivePlan,
-    Member,
-    TarStream,
-    build_zip,
-    file_chunks,
-    lines_size,
-    open_log_files,
-    recovered_dir_of,
-)
+from vapixlog.cgi.archive import TarStream, text_chunks, zip_chunks
+from vapixlog.cgi.reportcontent import plan_report
 from vapixlog.device import Device
+from vapixlog.syslog.line import escape
 
-MODES = ("text", "tar_all", "zip", "zip_with_image")
+MODES = ("text", "zip", "zip_with_image", "tar_all", "tar_kernel_log")
 ALLOWED_METHODS = "GET, POST"
 # The route hands every standard method to the endpoint, which answers 405 with
 # `Allow: GET, POST` itself (Starlette's own 405 would also allow HEAD).
 ROUTE_METHODS = ["GET", "POST", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 MAX_FORM_BYTES = 4 << 10
-TAIL_LINES = 200
+MAX_SHOWN_MODE = 64
 FORM_TYPE = "application/x-www-form-urlencoded"
-_NO_STORE = {"Cache-Control": "no-store"}
+_DELAY_POLL = 0.25  # how often a delayed report checks whether the device is going down
+_CONTENT_TYPES = {
+    "text": "text/plain; charset=utf-8",
+    "zip": "application/zip",
+    "zip_with_image": "application/zip",
+    "tar_all": "application/x-tar",
+    "tar_kernel_log": "application/x-tar",
+}
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def _text(message: str, status: int, headers: dict[str, str] | None = None) -> Response:
-    return PlainTextResponse(message + "\n", status_code=status, headers=headers)
+def _error(message: str, status: int, headers: dict[str, str] | None = None) -> Response:
+    return PlainTextResponse(f"Error: {message}.\n", status_code=status, headers=headers)
 
 
-def report_text(device: Device, now: datetime.datetime) -> str:
-    """The `text` report (see the module doc). Runs on the event loop thread."""
-    syslog = device.syslog
-    limits = syslog.limits
-    volatile = syslog.volatile
-    identity = device.identity
-
-    def yes(flag: bool) -> str:
-        return "yes" if flag else "no"
-
-    fields = [
-        ("Server report", "vapixlog"),
-        ("Hostname", identity.hostname),
-        ("Serial number", identity.serial),
-        ("Firmware", device.firmware),
-        ("Image sensor", "none (zip_with_image holds no image)"),
-        ("Time", now.isoformat(timespec="milliseconds")),
-        ("Uptime", f"{device.uptime():.3f} s"),
-        ("Boot id", device.boot_id),
-        ("Persistent logging", "on" if syslog.persistent_enabled else "off"),
-        ("Persistent logging paused", yes(syslog.journal.paused)),
-        ("Persistent log size", f"{syslog.journal.size_bytes()} bytes"),
-        ("Persistent log files", str(len(syslog.journal.files()))),
-        ("Persistent log max size", f"{limits.persistent_max_bytes} bytes"),
-        ("Persistent log file size", f"{limits.persistent_file_bytes} bytes"),
-        ("Persistent log keep free", f"{limits.keep_free_bytes} bytes"),
-        ("Volatile log size", f"{volatile.size_bytes} bytes"),
-        ("Volatile log max size", f"{limits.volatile_bytes} bytes"),
-        ("Volatile log dropped lines", str(volatile.dropped)),
-    ]
-    head = "".join(f"{key}: {value}\n" for key, value in fields)
-    tail = volatile.tail(TAIL_LINES)
-    title = f"----- System log: the last {TAIL_LINES} lines of the current boot -----\n"
-    return head + "\n" + title + "".join(f"{line}\n" for line in tail)
+def download_name(serial: str, now: datetime.datetime, mode: str) -> str | None:
+    """`Axis_SR_<YYYYmmdd>_<HHMMSS>_<serial>.zip|.tar`; None for `text`."""
+    if mode == "text":
+        return None
+    ext = "zip" if mode.startswith("zip") else "tar"
+    return f"Axis_SR_{now:%Y%m%d_%H%M%S}_{_UNSAFE_NAME.sub('_', serial)}.{ext}"
 
 
-def _filename(device: Device, now: datetime.datetime, ext: str) -> str:
-    host = re.sub(r"[^A-Za-z0-9._-]", "_", device.identity.hostname)
-    return f"serverreport_{host}_{now.strftime('%Y%m%dT%H%M%S')}.{ext}"
+def _shown(mode: str) -> str:
+    shown = escape(mode[:MAX_SHOWN_MODE]).replace('"', "\\x22")
+    return shown + ("..." if len(mode) > MAX_SHOWN_MODE else "")
+
+
+async def _form_mode(request: Request) -> str | Response | None:
+    """`mode` from a POST's form body (None: not in it), or an error response."""
+    too_large = _error(f"request body too large: at most {MAX_FORM_BYTES} bytes", 413)
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_FORM_BYTES):
+        return too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return too_large
+    if not body:
+        return None
+    ctype = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if ctype != FORM_TYPE:
+        return _error(f"unsupported media type: send {FORM_TYPE}", 415)
+    try:
+        form = urllib.parse.parse_qsl(
+            body.decode("utf-8"), keep_blank_values=True, max_num_fields=64
+        )
+    except (UnicodeDecodeError, ValueError):
+        return _error("malformed form body", 400)
+    modes = [value for key, value in form if key == "mode"]
+    return modes[-1] if modes else None
 
 
 async def _mode(request: Request) -> str | Response:
     """The requested mode, or an error response for a bad request."""
     mode = request.query_params.get("mode", "")
     if request.method == "POST":
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_FORM_BYTES):
-            return _text(f"Request body too large: at most {MAX_FORM_BYTES} bytes", 413)
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_FORM_BYTES:
-                return _text(f"Request body too large: at most {MAX_FORM_BYTES} bytes", 413)
-        if body:
-            ctype = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-            if ctype != FORM_TYPE:
-                return _text(f"Unsupported media type: send {FORM_TYPE}", 415)
-            try:
-                form = urllib.parse.parse_qsl(
-                    body.decode("utf-8"), keep_blank_values=True, max_num_fields=64
-                )
-            except (UnicodeDecodeError, ValueError) as error:
-                return _text(f"Malformed form body: {error}", 400)
-            for key, value in form:
-                if key == "mode":
-                    mode = value
+        from_form = await _form_mode(request)
+        if isinstance(from_form, Response):
+            return from_form
+        if from_form is not None:
+            mode = from_form
     mode = mode or "text"
     if mode not in MODES:
-        shown = mode if len(mode) <= 40 else mode[:40] + "..."
-        return _text(f"Unknown mode {shown!r}; valid modes: {', '.join(MODES)}", 400)
+        return _error(f'unsupported mode "{_shown(mode)}"', 400)
     return mode
 
 
-class _ArchiveResponse(StreamingResponse):
-    """A streaming response whose body iterator is closed however the response ends.
+class _ReportResponse(StreamingResponse):
+    """A chunked streaming response whose body is closed however the response ends.
 
     On a client disconnect the ASGI server may cancel the send while the generator is
     suspended at a `yield`; closing it here runs its `finally` (which closes the files)
     at once instead of whenever the generator is garbage collected.
     """
 
-    def __init__(self, body: AsyncIterator[bytes], length: int, headers: dict[str, str]):
-        super().__init__(body, headers={**headers, "Content-Length": str(length)})
+    def __init__(self, body: AsyncIterator[bytes], headers: dict[str, str]) -> None:
+        super().__init__(body, headers=headers)
         self._body = body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -193,32 +210,38 @@ class _ArchiveResponse(StreamingResponse):
                 await aclose()
 
 
-async def _plan(device: Device, report: bytes, now: datetime.datetime) -> ArchivePlan:
-    """The members of an archive; the files are opened (and sized) in a worker thread."""
-    syslog = device.syslog
-    stamp = int(now.timestamp())
-    lines = syslog.volatile.lines()  # a snapshot: the ring is touched on this thread only
-    plan = ArchivePlan(
-        [
-            Member(REPORT_MEMBER, len(report), stamp, data=report),
-            Member(VOLATILE_MEMBER, lines_size(lines), stamp, lines=lines),
-        ]
-    )
-    persistent = syslog.journal.files()
-    recovered = recovered_dir_of(syslog.persistent_dir)
+async def _wait(device: Device, seconds: float) -> None:
+    """The artificial delay; it ends early when the device goes down (a reboot then does
+    not wait for it)."""
+    deadline = anyio.current_time() + seconds
+    while (left := deadline - anyio.current_time()) > 0:
+        if device.unavailable_reason() is not None:
+            return
+        await anyio.sleep(min(left, _DELAY_POLL))
+
+
+async def _body(device: Device, mode: str) -> AsyncGenerator[bytes, None]:
+    await _wait(device, device.config.report_delay)
+    plan = await plan_report(device, mode)
     try:
-        await anyio.to_thread.run_sync(open_log_files, persistent, recovered, plan)
-    except BaseException:
+        if mode == "text":
+            chunks = text_chunks(plan)
+        elif mode.startswith("zip"):
+            chunks = zip_chunks(plan)
+        else:
+            chunks = TarStream(plan).chunks()
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                yield chunk
+    finally:
         plan.close()
-        raise
-    return plan
 
 
 def endpoint(device: Device) -> Callable[[Request], Awaitable[Response]]:
     async def serverreport(request: Request) -> Response:
         if request.method not in ("GET", "POST"):
-            return _text(
-                f"Method not allowed: use {ALLOWED_METHODS}", 405, {"Allow": ALLOWED_METHODS}
+            return _error(
+                f"method not allowed: use {ALLOWED_METHODS}", 405, {"Allow": ALLOWED_METHODS}
             )
         user = require(request, Role.ADMIN)
         if isinstance(user, Response):
@@ -226,58 +249,10 @@ def endpoint(device: Device) -> Callable[[Request], Awaitable[Response]]:
         mode = await _mode(request)
         if isinstance(mode, Response):
             return mode
-
         now = datetime.datetime.now().astimezone()
-        report = report_text(device, now)
-        if mode == "text":
-            return PlainTextResponse(report, headers=_NO_STORE)
-
-        plan = await _plan(device, report.encode("utf-8", "surrogatepass"), now)
-        if mode == "tar_all":
-            try:
-                tar = TarStream(plan)
-            except BaseException:
-                plan.close()
-                raise
-            return _ArchiveResponse(
-                tar.chunks(),
-                tar.length,
-                {
-                    **_NO_STORE,
-                    "Content-Type": "application/x-tar",
-                    "Content-Disposition": (
-                        f'attachment; filename="{_filename(device, now, "tar")}"'
-                    ),
-                },
-            )
-
-        spool: IO[bytes]
-        try:
-            spool = await anyio.to_thread.run_sync(build_zip, plan)
-        finally:
-            plan.close()
-        try:
-            length = await anyio.to_thread.run_sync(_remaining, spool)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                spool.close()
-            raise
-        return _ArchiveResponse(
-            file_chunks(spool),
-            length,
-            {
-                **_NO_STORE,
-                "Content-Type": "application/zip",
-                "Content-Disposition": f'attachment; filename="{_filename(device, now, "zip")}"',
-            },
-        )
+        headers = {"Cache-Control": "no-store", "Content-Type": _CONTENT_TYPES[mode]}
+        if name := download_name(device.identity.serial, now, mode):
+            headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        return _ReportResponse(_body(device, mode), headers)
 
     return serverreport
-
-
-def _remaining(file: IO[bytes]) -> int:
-    """Bytes from the current position of `file` to its end; the position is kept."""
-    here = file.tell()
-    end = file.seek(0, 2)
-    file.seek(here)
-    return end - here

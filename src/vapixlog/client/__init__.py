@@ -15,6 +15,7 @@ from vapixlog.client._boot import BootState
 from vapixlog.client._capture import CaptureResult, Stage, capture_file_name
 from vapixlog.client._client import AsyncClient, normalize_url
 from vapixlog.client._errors import (
+    AddressBlockedError,
     AuthenticationError,
     CertificatePinError,
     DeviceUnavailableError,
@@ -34,6 +35,7 @@ from vapixlog.client.fleet import DeviceOutcome, FleetProgress, capture_fleet
 from vapixlog.severity import Severity
 
 __all__ = [
+    "AddressBlockedError",
     "AsyncClient",
     "AuthenticationError",
     "BootState",

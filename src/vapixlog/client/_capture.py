@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from vapixlog.client._errors import DeviceUnavailableError, VapixError
+from vapixlog.client._errors import AddressBlockedError, DeviceUnavailableError, VapixError
 
 if TYPE_CHECKING:
     from vapixlog.client._client import AsyncClient
@@ -142,7 +142,7 @@ async def _turn_off_quietly(client: AsyncClient, within: float = 5.0) -> bool:
         try:
             await asyncio.wait_for(client.set_persistent(False), within)
             return True
-        except (DeviceUnavailableError, TimeoutError):
+        except (DeviceUnavailableError, AddressBlockedError, TimeoutError):
             if time.monotonic() + 0.5 > deadline:
                 return False
             await asyncio.sleep(0.5)

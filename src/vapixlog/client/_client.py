@@ -25,6 +25,7 @@ from vapixlog.client._auth import (
 from vapixlog.client._boot import SYSTEMREADY_CGI, BootState
 from vapixlog.client._capture import CaptureResult, Stage, capture_boot_logs
 from vapixlog.client._errors import (
+    AddressBlockedError,
     DeviceUnavailableError,
     MethodNotAllowedError,
     NotFoundError,
@@ -407,6 +408,8 @@ class AsyncClient:
                 state = await asyncio.wait_for(self.system_ready(), max(remaining, 0.5))
             except (DeviceUnavailableError, TimeoutError):
                 went_down = True
+                continue
+            except AddressBlockedError:  # the block clears by itself: wait it out
                 continue
             if state is not None and not state.ready:
                 continue

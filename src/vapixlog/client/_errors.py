@@ -53,6 +53,12 @@ class PermissionDeniedError(VapixError):
     """403: the user is known but its role may not do this (DCA code 4)."""
 
 
+class AddressBlockedError(VapixError):
+    """403 from the device's brute-force protection: too many failed logins came from this
+    client's address (20 in a second by default), so every request from it is refused for a
+    while (10 s by default). Check the password, wait, then retry."""
+
+
 class NotFoundError(VapixError):
     """404: no such API, version, entity, property, action or CGI (DCA code 1)."""
 
@@ -138,6 +144,13 @@ def error_from_response(response: httpx.Response) -> VapixError:
     if status == 429:
         return RateLimitedError(
             message, retry_after=_retry_after(response), status=status, code=code, url=url
+        )
+    if status == 403 and response.headers.get("content-type", "").startswith("text/html"):
+        return AddressBlockedError(
+            f"{url}: this address is blocked by the device's brute-force protection after "
+            "too many failed logins; check the password and retry in a few seconds",
+            status=status,
+            url=url,
         )
     kind = _BY_STATUS.get(status, ServerError if status >= 500 else VapixError)
     return kind(message, status=status, code=code, url=url)

@@ -12,6 +12,7 @@ say `<script>` or a host name, is ignored and the peer address stays). `X-Forwar
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -22,14 +23,29 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def parse_ip(text: str) -> IPAddress | None:
-    """`text` as an IP address (IPv4-mapped IPv6 as IPv4), or None."""
+    """`text` as an IP address (IPv4-mapped IPv6 as IPv4), or None. A scoped IPv6 address
+    (`fe80::1%zone`) is not a client address: its zone is any text, and names an interface of
+    the proxy's own host."""
     try:
         address = ipaddress.ip_address(text.strip())
     except ValueError:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id is not None:
+            return None
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
     return address
+
+
+@functools.lru_cache(maxsize=4096)
+def address_group(host: str) -> str:
+    """What failed logins are counted by: the address itself, but for IPv6 its /64, which one
+    host may send from all of (every address in it would otherwise count afresh)."""
+    address = parse_ip(host)
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return host
 
 
 class TrustedProxies:

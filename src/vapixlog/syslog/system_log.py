@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from vapixlog.severity import Severity
+from vapixlog.syslog.entry import Entry, EntryTap
 from vapixlog.syslog.journal import Journal
 from vapixlog.syslog.line import format_line
 from vapixlog.syslog.volatile import VolatileLog
@@ -84,6 +85,8 @@ class SystemLog:
         self._loop: asyncio.AbstractEventLoop | None = None
         # A tuple, replaced on change: `_append` iterates it while a subscriber may leave.
         self._subscribers: tuple[LogSubscriber, ...] = ()
+        # Readers of structured entries (remote syslog); a tuple for the same reason.
+        self._taps: tuple[EntryTap, ...] = ()
         self._ended: str | None = None
         self.journal = Journal(
             self.persistent_dir,
@@ -115,6 +118,13 @@ class SystemLog:
 
     def unsubscribe(self, subscriber: LogSubscriber) -> None:
         self._subscribers = tuple(s for s in self._subscribers if s is not subscriber)
+
+    def add_tap(self, tap: EntryTap) -> None:
+        """Hand every later entry to `tap` as an `Entry` (see `EntryTap`)."""
+        self._taps = (*self._taps, tap)
+
+    def remove_tap(self, tap: EntryTap) -> None:
+        self._taps = tuple(t for t in self._taps if t is not tap)
 
     @property
     def subscriber_count(self) -> int:
@@ -184,6 +194,10 @@ class SystemLog:
         if self._subscribers:
             for subscriber in self._subscribers:
                 subscriber.line(line)
+        if self._taps:  # built only when someone reads entries: writes without pay nothing
+            entry = Entry(now, self.hostname, severity, tag, self.pid, message, tag == AUDIT_TAG)
+            for tap in self._taps:
+                tap(entry)
 
     async def _journal_request(self, request: Callable[[object], None]) -> None:
         future = self._running_loop().create_future()
