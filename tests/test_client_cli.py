@@ -163,3 +163,23 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
         "capture", "-o", str(tmp_path), "--devices-file", "/nonexistent", server=None
     )
     assert no_file.returncode == 1 and no_file.stderr.startswith("vapixlog: ")
+
+
+def test_capture_reads_one_report_and_probes_none(tmp_path: Path) -> None:
+    """A device whose reports take 4 s (as real ones take ~30 s) and whose reboot keeps it
+    down 2 s: the capture takes the reboot plus one report, because the new boot is told by
+    systemready.cgi; a client probing with reports would pay 4 s per probe. The full-size
+    case (`--report-delay 30 --reboot-downtime 20`, under 60 s) is in docs/benchmarks.md."""
+    server = start_server(tmp_path / "state", "--report-delay", "4", "--reboot-downtime", "2")
+    try:
+        started = time.monotonic()
+        result = vapixlog(
+            "capture", "--output", str(tmp_path / "out"), "--report-timeout", "30",
+            server=server,
+        )  # fmt: skip
+        took = time.monotonic() - started
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stderr
+    assert 6.0 <= took < 10.0, took  # 2 s down + 4 s report + the procedure's own requests
+    assert len(list((tmp_path / "out").glob("*.tar"))) == 1

@@ -75,6 +75,14 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     group.add_argument(
         "--timeout", type=_seconds, default=30.0, metavar="SECONDS", help="per request"
     )
+    group.add_argument(
+        "--report-timeout",
+        type=_seconds,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long a server report may take to arrive (default 300: real devices take "
+        "about 30 s)",
+    )
 
     write = commands.add_parser(
         "write", parents=[device], help="write a message into the device's system log"
@@ -188,6 +196,7 @@ def _connection(args: argparse.Namespace) -> dict[str, Any]:
         "pin_sha256": args.pin_sha256,
         "insecure": args.insecure,
         "timeout": args.timeout,
+        "report_timeout": args.report_timeout,
     }
 
 
