@@ -92,12 +92,16 @@ async def run(n: int) -> None:
                 s[USER_SCOPE_KEY] = user
                 return s
 
-            assert isinstance(app, AuthMiddleware) and isinstance(app.app, PathPrefixDispatch)
-            dca = app.app.app
+            authenticated: Any = app  # under the edge layers (vapixlog.edge)
+            while not isinstance(authenticated, AuthMiddleware):
+                authenticated = authenticated.app
+            assert isinstance(authenticated.app, PathPrefixDispatch)
+            dca = authenticated.app.app
             auth_dca = AuthMiddleware(dca, store=users, digest=DigestAuthority(users.realm))
             layers: list[tuple[str, App, Callable[[], dict[str, Any]]]] = [
                 ("DcaApp alone (user already set)", dca, authed),
                 ("AuthMiddleware + DcaApp", auth_dca, lambda: scope(auth)),
+                ("the app without the edge", authenticated, lambda: scope(auth)),
                 ("the whole app (create_app)", app, lambda: scope(auth)),
             ]
             for name, layer, make in layers:

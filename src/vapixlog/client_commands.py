@@ -104,7 +104,9 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "report", parents=[device], help="download a server report (serverreport.cgi)"
     )
     report.add_argument(
-        "--mode", default="tar_all", choices=["tar_all", "text", "zip", "zip_with_image"]
+        "--mode",
+        default="tar_all",
+        choices=["tar_all", "text", "zip", "zip_with_image", "tar_kernel_log"],
     )
     report.add_argument(
         "-o", "--output", required=True, metavar="FILE", help="where to write it ('-': stdout)"

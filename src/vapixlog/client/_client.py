@@ -41,7 +41,6 @@ SERVERREPORT_CGI = "/axis-cgi/serverreport.cgi"
 SYSTEMLOG_CGI = "/axis-cgi/systemlog.cgi"
 DISCOVERY = "/config/discover"
 FALLBACK_PATHS = ("/config/rest/log/v1", "/config/rest/log/v1alpha")
-REPORT_MODES = ("text", "tar_all", "zip", "zip_with_image")
 _CHUNK = 64 << 10
 _SERIAL_REALM = re.compile(r"AXIS_([0-9A-Fa-f]{12})")
 _ANONYMOUS = httpx.Auth()  # sends the request as it is: no credentials
@@ -269,7 +268,8 @@ class AsyncClient:
         streamed, never held in memory; returns the number of bytes written.
 
         A path is written as `<path>.part` and renamed when complete, so it never holds a
-        partial report. Modes: `tar_all` (every log file), `text`, `zip`, `zip_with_image`.
+        partial report. Modes: `tar_all` (every log file), `text`, `zip`, `zip_with_image`,
+        `tar_kernel_log`.
 
         >>> await client.server_report("tar_all", "report.tar")
         1228800
