@@ -26,6 +26,9 @@ OPERATIONS: list[tuple[str, str, Any, set[str]]] = [
     ("POST", BASE + "/writeMessage", {"data": {"msg": "matrix", "severity": 5}}, ADMIN),
     ("POST", BASE + "/persistent/clearLog", {"data": {}}, ADMIN),
     ("GET", "/axis-cgi/systemlog.cgi", None, ADMIN),
+    ("GET", "/axis-cgi/admin/systemlog.cgi?tail=5", None, ADMIN),
+    ("GET", "/axis-cgi/accesslog.cgi", None, ADMIN),
+    ("GET", "/axis-cgi/admin/accesslog.cgi", None, ADMIN),
 ]
 CASES = [
     pytest.param(method, path, body, allowed, id=f"{method} {path}")

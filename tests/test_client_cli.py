@@ -15,7 +15,7 @@ import pytest
 from conftest import start_server
 from servers import USERS, VAPIXLOG, Server, free_port
 from test_client_library import persistent_section
-from vapixlog.client_commands import new_lines
+from vapixlog.cli.device import new_lines
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,7 @@ def client(server: Server, user: str = "root") -> Client:
 def persistent_section(report: str) -> str:
     """The persistent system log in a text server report."""
     section = report.split("----- Persistent system log -----", 1)[1]
-    return section.split("----- Server Report End -----", 1)[0].strip()
+    return section.split("\n----- ", 1)[0].strip()  # up to the next section's marker
 
 
 def members(path: Path) -> dict[str, str]:

@@ -191,7 +191,9 @@ def _write(client: httpx.Client, msg: str) -> httpx.Response:
 
 
 def _suppressed_entries(client: httpx.Client) -> list[str]:
-    lines = [parse_line(raw) for raw in client.get("/axis-cgi/systemlog.cgi").text.splitlines()]
+    text = client.get("/axis-cgi/systemlog.cgi").text
+    assert text.startswith("\n----- System log -----\n\n\n")  # the device's framing
+    lines = [parse_line(raw) for raw in text.splitlines()[4:]]
     found = []
     for line in lines:
         assert line is not None

@@ -41,6 +41,7 @@ TEXT_SECTIONS = [
     "Lifetime Statistics",
     "System log",
     "Persistent system log",
+    "Access log",
 ]
 THRESHOLDS = {
     "var/log/info.log": Severity.INFO,
@@ -149,6 +150,8 @@ def check_text(report: str, server: Server, messages: dict[str, str]) -> dict[st
     assert any(messages["during"] in line for line in persistent)
     assert not any(messages["before"] in line for line in persistent)
     assert "torn-tail" not in report  # set aside at start-up, in no report
+    access = [parse_line(line) for line in body["Access log"]]
+    assert all(entry and entry.tag == "httpd" for entry in access), body["Access log"]
     return body
 
 

@@ -20,11 +20,14 @@ from vapixlog import web
 from vapixlog.apis import log as log_api
 from vapixlog.auth import AuthMiddleware, DigestAuthority, UserStore
 from vapixlog.auth.bruteforce import BruteForceBlock
+from vapixlog.auth.middleware import USER_SCOPE_KEY
 from vapixlog.auth.policy import AuthPolicy, schemes
 from vapixlog.auth.throttle import LoginPolicy
 from vapixlog.cgi import (
+    accesslog,
     apidiscovery,
     firmware,
+    logquery,
     remotesyslog,
     restart,
     serverreport,
@@ -36,6 +39,7 @@ from vapixlog.dca.resources import PREFIX
 from vapixlog.dca.rest import DEFAULT_MAX_BODY, DcaApp
 from vapixlog.device import Device
 from vapixlog.edge import harden
+from vapixlog.syslog.access import AccessLogMiddleware
 from vapixlog.web import logs as logs_page
 
 # Paths any client may call without logging in, as on devices.
@@ -88,7 +92,15 @@ def create_app(
         *discovery.routes(apis, firmware=device.firmware),
         *web.routes(markdown=markdown, openapi=openapi),
         *logs_page.routes(device),
-        Route("/axis-cgi/systemlog.cgi", systemlog.endpoint(device), methods=["GET"]),
+        # Every method reaches these two: they answer all but GET with 405 themselves.
+        *(
+            Route(path, systemlog.endpoint(device), methods=logquery.ROUTE_METHODS)
+            for path in systemlog.PATHS
+        ),
+        *(
+            Route(path, accesslog.endpoint(device), methods=logquery.ROUTE_METHODS)
+            for path in accesslog.PATHS
+        ),
         Route(
             "/axis-cgi/serverreport.cgi",
             serverreport.endpoint(device),
@@ -104,8 +116,16 @@ def create_app(
     pages = Starlette(routes=routes, lifespan=lifespan)
     rest = DcaApp(apis, max_body=max_body, unavailable=device.unavailable_reason)
     offered = schemes(auth_policy, https=https)
+    dispatch: ASGIApp = PathPrefixDispatch(PREFIX, rest, pages)
+    if device.access_log.successes:  # off (as devices): not even a wrapper per request
+        dispatch = AccessLogMiddleware(dispatch, device.access_log, user_key=USER_SCOPE_KEY)
+
+    def failed_access(user: str | None, client: str, path: str) -> None:
+        known = user is not None and users.get(user) is not None
+        device.access_log.failure(user, known, client, path)
+
     authenticated = AuthMiddleware(
-        PathPrefixDispatch(PREFIX, rest, pages),
+        dispatch,
         store=users,
         digest=DigestAuthority(users.realm, algorithms=offered.digest) if offered.digest else None,
         basic=offered.basic,
@@ -114,6 +134,7 @@ def create_app(
         login_policy=None if brute_force_protection else LoginPolicy(),
         block=BruteForceBlock() if brute_force_protection else None,
         on_block=device.audit_block,
+        on_access_failure=failed_access,
         public_paths=_ANONYMOUS.__contains__,
     )
     return harden(

@@ -22,6 +22,7 @@ from vapixlog.files import write_atomic
 from vapixlog.forward.service import RemoteSyslog, install_ca
 from vapixlog.ratelimit import DEFAULT_WRITE_RATE, Rate, WriteLimiter
 from vapixlog.severity import Severity
+from vapixlog.syslog.access import DEFAULT_MAX_ENTRIES, AccessLog
 from vapixlog.syslog.system_log import AUDIT_TAG, LogLimits, SystemLog
 
 _log = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class DeviceConfig:
     systemready_version: str = "1.5"  # what systemready.cgi answers (1.2, 1.4 or 1.5)
     report_delay: float = 0.0  # seconds serverreport.cgi waits before its body (after headers)
     remote_syslog_ca: Path | None = None  # `serve --remote-syslog-ca`: copied into the state dir
+    access_log: bool = False  # `serve --access-log on`: successful requests too (failures always)
+    access_log_entries: int = DEFAULT_MAX_ENTRIES  # the access log's bound, in entries
 
 
 class Device:
@@ -110,6 +113,12 @@ class Device:
         self.syslog: SystemLog
         self.write_limiter: WriteLimiter
         self.remote_syslog: RemoteSyslog
+        # In memory, per boot: a reboot starts a new Device, so the log starts empty.
+        self.access_log = AccessLog(
+            hostname=self.identity.hostname,
+            successes=config.access_log,
+            max_entries=config.access_log_entries,
+        )
 
     async def start(self) -> None:
         """Cold start: recover the persistent log, begin a boot session, log the boot."""

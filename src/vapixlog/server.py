@@ -166,6 +166,7 @@ def device_configs(
     systemready_version: str = "1.5",
     report_delay: float = 0.0,
     remote_syslog_ca: Path | None = None,
+    access_log: bool = False,
 ) -> list[DeviceConfig]:
     """One device uses the state dir itself; several use `devices/NNNN/` below it, each with
     its own identity, settings, boot sessions and logs (the users at the top apply to all).
@@ -177,6 +178,7 @@ def device_configs(
         systemready_version=systemready_version,
         report_delay=report_delay,
         remote_syslog_ca=remote_syslog_ca,
+        access_log=access_log,
     )
     if count == 1:
         return [make(state_dir, serial, hostname)]

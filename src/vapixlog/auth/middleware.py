@@ -37,6 +37,8 @@ _CONFIG_PREFIX = "/config/"
 FailureHook = Callable[[str | None, str, str], None]
 BlockHook = Callable[[str, int], None]  # (client address, client port) just blocked
 AuditHook = Callable[[str], None]
+# (claimed user name or None, client host, path) of every failed login, throttled or not
+AccessFailureHook = Callable[[str | None, str, str], None]
 
 
 class AuthMiddleware:
@@ -56,6 +58,8 @@ class AuthMiddleware:
     cannot lock out a logged-in admin (docs/security.md has the trade-offs).
     Only the first `free_failures` failures of an episode reach `on_failure`;
     `on_throttle(message)` audits the start of the episode and a summary at its end.
+    `on_access_failure(username or None, client host, path)` sees every failed login
+    (the access log's lines), throttled ones too.
     """
 
     def __init__(
@@ -71,6 +75,7 @@ class AuthMiddleware:
         login_policy: LoginPolicy | None = None,
         block: BruteForceBlock | None = None,
         on_block: BlockHook | None = None,
+        on_access_failure: AccessFailureHook | None = None,
     ) -> None:
         if digest is not None and digest.realm != store.realm:
             raise ValueError("DigestAuthority realm differs from the user store realm")
@@ -86,6 +91,7 @@ class AuthMiddleware:
         self.throttle = None if login_policy is None else LoginThrottle(login_policy)
         self.block = block
         self.on_block = on_block
+        self.on_access_failure = on_access_failure
         self._expiry: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
         # Basic header value -> User. Only successes are cached, and the whole cache is
         # dropped when the user set changes (generation), so a removed user is out at once.
@@ -226,9 +232,11 @@ class AuthMiddleware:
         return None, True, False
 
     def _fail(self, scope: Scope, username: str | None, reason: str) -> None:
+        host = _client_host(scope)
+        if self.on_access_failure is not None:
+            self.on_access_failure(username, host, scope.get("path", ""))
         if self.on_failure is None:
             return
-        host = _client_host(scope)
         if self.throttle is not None and self.throttle.throttled(address_group(host), username):
             return  # summarised when the throttling episode ends
         self.on_failure(username, host, reason)

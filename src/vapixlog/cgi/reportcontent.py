@@ -112,7 +112,9 @@ def text_head(device: Device, now: datetime.datetime) -> str:
     )
 
 
-def text_member(head: str, lines: list[str], persistent: list[FileSlice], mtime: int) -> Member:
+def text_member(
+    head: str, lines: list[str], persistent: list[FileSlice], access: list[str], mtime: int
+) -> Member:
     """The whole text report as one member (blocking: sizes every line)."""
     return Member(
         REPORT_MEMBER,
@@ -122,6 +124,8 @@ def text_member(head: str, lines: list[str], persistent: list[FileSlice], mtime:
             lines,
             b"\n----- Persistent system log -----\n\n",
             *persistent,
+            b"\n----- Access log -----\n\n",
+            access,
             f"\n{END_MARKER}\n".encode(),
         ],
     )
@@ -155,6 +159,7 @@ async def plan_report(device: Device, mode: str) -> ArchivePlan:
             await syslog.flush()
     head = text_head(device, now) if mode != "tar_all" else ""
     lines = syslog.volatile.lines()  # the ring is touched on this thread only
+    access = device.access_log.records()  # formatted off the event loop, below
     paths = syslog.journal.files()
     try:
         persistent = await anyio.to_thread.run_sync(_open_persistent, plan, paths)
@@ -162,7 +167,10 @@ async def plan_report(device: Device, mode: str) -> ArchivePlan:
             members = await anyio.to_thread.run_sync(tar_all_members, lines, persistent, mtime)
             plan.members.extend(members)
             return plan
-        text = await anyio.to_thread.run_sync(text_member, head, lines, persistent, mtime)
+        access_lines = await anyio.to_thread.run_sync(device.access_log.format_records, access)
+        text = await anyio.to_thread.run_sync(
+            text_member, head, lines, persistent, access_lines, mtime
+        )
         plan.members.append(text)
         if mode == "zip_with_image":
             identity = device.identity

@@ -23,7 +23,7 @@ Modes
 -----
 `text` (default), `text/plain; charset=utf-8`: the report in the device's layout, with only
 the sections vapixlog can fill honestly, in the device's order (no kernel log: vapixlog runs
-no kernel; no access log yet; no parameter list: the device has no parameters). LF line
+no kernel; no parameter list: the device has no parameters). LF line
 ends; the serial is upper-case hex::
 
     <empty line>
@@ -53,6 +53,10 @@ ends; the serial is upper-case hex::
     ----- Persistent system log -----
 
     <the persistent log files joined, oldest first>
+
+    ----- Access log -----
+
+    <the access log (accesslog.cgi's entries), oldest first>
 
     ----- Server Report End -----
 

@@ -1,15 +1,20 @@
-"""`GET /axis-cgi/systemlog.cgi`: the current boot's system log as text."""
+"""`GET /axis-cgi/systemlog.cgi` and `/axis-cgi/admin/systemlog.cgi`: the current boot's
+system log as text, framed as the device frames it, filtered by `appname`, `text`,
+`search_txt` and `tail` (`vapixlog.cgi.logquery` has the rules). Admin only."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 
 from vapixlog.auth.users import Role
-from vapixlog.cgi import require
+from vapixlog.cgi import logquery, require
 from vapixlog.device import Device
+
+PATHS = ("/axis-cgi/systemlog.cgi", "/axis-cgi/admin/systemlog.cgi")
+PARAMETERS = ("appname", "text", "search_txt", "tail", "format")
 
 
 def endpoint(device: Device) -> Callable[[Request], Awaitable[Response]]:
@@ -17,6 +22,14 @@ def endpoint(device: Device) -> Callable[[Request], Awaitable[Response]]:
         user = require(request, Role.ADMIN)
         if isinstance(user, Response):
             return user
-        return PlainTextResponse(device.syslog.volatile.text())
+        if (refused := logquery.only_get(request)) is not None:
+            return refused
+        query = logquery.parse(request, PARAMETERS)
+        if isinstance(query, Response):
+            return query
+        lines = query.select(device.syslog.volatile.lines())
+        if query.appname is None:
+            return logquery.framed("System log", lines)
+        return logquery.framed(f"Contents of SYSTEM_LOG for '{query.appname}'", lines)
 
     return systemlog

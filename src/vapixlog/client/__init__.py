@@ -30,6 +30,7 @@ from vapixlog.client._errors import (
     ValidationError,
     VapixError,
 )
+from vapixlog.client._remote_syslog import RemoteSyslogStatus, SyslogServer
 from vapixlog.client._sync import Client
 from vapixlog.client.fleet import DeviceOutcome, FleetProgress, capture_fleet
 from vapixlog.severity import Severity
@@ -49,10 +50,12 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitedError",
+    "RemoteSyslogStatus",
     "RpcError",
     "ServerError",
     "Severity",
     "Stage",
+    "SyslogServer",
     "TlsError",
     "UnexpectedResponseError",
     "ValidationError",

@@ -34,6 +34,7 @@ from vapixlog.client._errors import (
     error_from_response,
     error_from_transport,
 )
+from vapixlog.client._remote_syslog import RemoteSyslogCalls
 from vapixlog.severity import Severity
 
 FIRMWARE_CGI = "/axis-cgi/firmwaremanagement.cgi"
@@ -59,7 +60,7 @@ def normalize_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
-class AsyncClient:
+class AsyncClient(RemoteSyslogCalls):
     """An asynchronous client for the Log API of one device (an Axis device or
     `vapixlog serve`).
 
@@ -115,6 +116,7 @@ class AsyncClient:
         self._log_api: str | None = None
         self._discovery_lock = asyncio.Lock()
         self._use_put = False
+        self._api_versions: dict[str, str] = {}  # JSON-RPC CGI -> the version to call
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -13,6 +13,7 @@ from typing import IO, Any, TypeVar
 from vapixlog.client._boot import BootState
 from vapixlog.client._capture import CaptureResult, Stage
 from vapixlog.client._client import AsyncClient
+from vapixlog.client._remote_syslog import RemoteSyslogStatus, SyslogServer
 from vapixlog.severity import Severity
 
 T = TypeVar("T")
@@ -143,3 +144,29 @@ class Client:
     ) -> CaptureResult:
         """See `AsyncClient.capture_boot_logs`."""
         return self._run(self._client.capture_boot_logs(dest, timeout=timeout, on_stage=on_stage))
+
+    def remote_syslog_setup(
+        self, servers: list[SyslogServer | dict[str, Any]]
+    ) -> RemoteSyslogStatus:
+        """See `AsyncClient.remote_syslog_setup`."""
+        return self._run(self._client.remote_syslog_setup(servers))
+
+    def remote_syslog_enable(self) -> RemoteSyslogStatus:
+        """See `AsyncClient.remote_syslog_enable`."""
+        return self._run(self._client.remote_syslog_enable())
+
+    def remote_syslog_disable(self) -> RemoteSyslogStatus:
+        """See `AsyncClient.remote_syslog_disable`."""
+        return self._run(self._client.remote_syslog_disable())
+
+    def remote_syslog_status(self) -> RemoteSyslogStatus:
+        """See `AsyncClient.remote_syslog_status`."""
+        return self._run(self._client.remote_syslog_status())
+
+    def remote_syslog_test(self) -> RemoteSyslogStatus:
+        """See `AsyncClient.remote_syslog_test`."""
+        return self._run(self._client.remote_syslog_test())
+
+    def remote_syslog_versions(self) -> list[str]:
+        """See `AsyncClient.remote_syslog_versions`."""
+        return self._run(self._client.remote_syslog_versions())

@@ -1,12 +1,9 @@
-"""The `vapixlog` command line: `serve` runs a device, `users` manages its accounts, and the
-client commands (`write`, `persistent`, `clear`, `report`, `syslog`, `reboot`, `capture`)
-talk to a device or a fleet."""
+"""`vapixlog serve`: run one device or a fleet of emulated devices."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import logging
 import os
 import re
@@ -15,15 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import platformdirs
-
-from vapixlog import client_commands
 from vapixlog.auth.policy import AuthPolicy
+from vapixlog.cli.users import default_state_dir, open_users
 from vapixlog.ratelimit import DEFAULT_WRITE_RATE, Rate, parse_rate
 from vapixlog.syslog.system_log import LogLimits
 
 if TYPE_CHECKING:
-    from vapixlog.auth import UserStore
     from vapixlog.server import DeviceServer
     from vapixlog.tls import TlsFiles
 
@@ -44,10 +38,6 @@ def _rate_limit(text: str) -> Rate | None:
         return parse_rate(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def default_state_dir() -> Path:
-    return Path(os.environ.get("VAPIXLOG_STATE_DIR") or platformdirs.user_data_dir("vapixlog"))
 
 
 def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
@@ -73,10 +63,7 @@ def _report_delay(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vapixlog", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser("serve", help="run the device service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
@@ -174,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
         "digest, basic_digest; or any (Basic and Digest MD5 and SHA-256 everywhere)",
     )
     serve.add_argument(
+        "--access-log",
+        choices=["on", "off"],
+        default="off",
+        help="on: the access log (accesslog.cgi) also records successful requests, as "
+        "System.AccessLog=On on a device; off (as devices): failed logins only",
+    )
+    serve.add_argument(
         "--systemready-version",
         choices=["1.2", "1.4", "1.5"],
         default="1.5",
@@ -196,35 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
         "the state dir for later starts; default: the system's trusted CAs)",
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-
-    users = commands.add_parser("users", help="manage the device's users")
-    state = argparse.ArgumentParser(add_help=False)
-    state.add_argument("--state-dir", type=Path, default=None)
-    user_commands = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
-    add = user_commands.add_parser("add", help="add a user or change one", parents=[state])
-    add.add_argument("name")
-    add.add_argument("--role", required=True, choices=["admin", "operator", "viewer"])
-    add.add_argument("--password", help="default: ask (or generate when stdin is no terminal)")
-    user_commands.add_parser("list", help="list users and roles", parents=[state])
-    remove = user_commands.add_parser("remove", help="remove a user", parents=[state])
-    remove.add_argument("name")
-    client_commands.add_parsers(commands)
-    return parser
+    serve.set_defaults(handler=run)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command == "serve":
-            return _serve(args)
-        if args.command in client_commands.COMMANDS:
-            return client_commands.run(args)
-        return _users(args)
-    except KeyboardInterrupt:
-        return 130
-
-
-def _serve(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from vapixlog.auth import ensure_admin
     from vapixlog.edge import TrustedProxies
     from vapixlog.server import (
@@ -279,6 +248,7 @@ def _serve(args: argparse.Namespace) -> int:
         limits=limits,
         rate_limit=args.rate_limit,
         systemready_version=args.systemready_version,
+        access_log=args.access_log == "on",
         report_delay=args.report_delay,
         remote_syslog_ca=args.remote_syslog_ca,
     )
@@ -359,51 +329,3 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     except ImportError:  # uvloop is optional (not on every platform)
         return None
     return uvloop.new_event_loop
-
-
-def open_users(
-    state_dir: Path, *, serial: str | None = None, hostname: str | None = None
-) -> UserStore:
-    """The user store of a state dir; its Digest realm is `AXIS_<serial>`, as on a device."""
-    from vapixlog.auth import UserStore
-    from vapixlog.device import Identity
-
-    state_dir.mkdir(parents=True, exist_ok=True)
-    identity = Identity.load_or_create(
-        state_dir / "identity.json", serial=serial, hostname=hostname
-    )
-    return UserStore.load_or_create(state_dir / "users.json", realm=f"AXIS_{identity.serial}")
-
-
-def _users(args: argparse.Namespace) -> int:
-    from vapixlog.auth import Role
-
-    store = open_users(args.state_dir or default_state_dir())
-    if args.users_command == "list":
-        for user in store.list():
-            print(f"{user.name}\t{user.role}")
-        return 0
-    if args.users_command == "remove":
-        if not store.remove(args.name):
-            print(f"vapixlog: no user {args.name!r}", file=sys.stderr)
-            return 1
-        return 0
-    password = args.password
-    if password is None:
-        if sys.stdin.isatty():
-            password = getpass.getpass(f"Password for {args.name}: ")
-        else:
-            import secrets
-
-            password = secrets.token_urlsafe(12)
-            print(f"Password for {args.name}: {password}")
-    try:
-        store.add(args.name, Role(args.role), password)
-    except ValueError as exc:
-        print(f"vapixlog: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

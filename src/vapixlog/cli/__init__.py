@@ -1,0 +1,40 @@
+"""The `vapixlog` command line: `serve` runs a device, `users` manages its accounts, and the
+client commands (`write`, `persistent`, `clear`, `report`, `syslog`, `reboot`, `capture`)
+talk to a device or a fleet."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vapixlog.cli import capture, device, remote_syslog, serve, users
+from vapixlog.cli._common import device_options
+from vapixlog.cli.serve import parse_size
+from vapixlog.cli.users import default_state_dir, open_users
+
+__all__ = ["build_parser", "default_state_dir", "main", "open_users", "parse_size"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vapixlog", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve.add_parser(commands)
+    users.add_parser(commands)
+    parents = device_options()
+    device.add_parsers(commands, parents)
+    capture.add_parser(commands, parents)
+    remote_syslog.add_parser(commands, parents)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.handler(args)
+        return result
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

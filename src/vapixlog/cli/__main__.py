@@ -1,0 +1,7 @@
+"""`python -m vapixlog.cli`: the `vapixlog` command."""
+
+import sys
+
+from vapixlog.cli import main
+
+sys.exit(main())

@@ -1,0 +1,186 @@
+"""`vapixlog capture`: the logs of a reboot, on one device or a fleet, with a live display."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vapixlog.cli._common import (
+    add_fleet_options,
+    client_command,
+    connection,
+    fail,
+    fleet_urls,
+    wait_options,
+)
+
+if TYPE_CHECKING:
+    from vapixlog.client import AsyncClient, DeviceOutcome, FleetProgress
+
+
+def add_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], device: argparse.ArgumentParser
+) -> None:
+    wait = wait_options()
+    capture = commands.add_parser(
+        "capture",
+        parents=[device, wait],
+        help="capture the logs of a reboot on one device or a fleet",
+        description="On every device: turn persistent logging on, reboot, wait for the new "
+        "boot, turn persistent logging off, download tar_all, clear the persistent log.",
+    )
+    capture.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
+    add_fleet_options(capture)
+    capture.add_argument(
+        "--json", action="store_true", help="print the result as JSON, without progress display"
+    )
+    client_command(capture, _capture)
+
+
+def _capture(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from vapixlog.client import AsyncClient, FleetProgress, capture_fleet
+
+    urls = fleet_urls(args)
+    options = connection(args)
+
+    def factory(url: str) -> AsyncClient:
+        return AsyncClient(url, **options)
+
+    progress = FleetProgress(len(urls))
+    started = time.monotonic()
+    run = capture_fleet(
+        urls,
+        args.output,
+        client_factory=factory,
+        concurrency=args.concurrency,
+        timeout=args.wait_timeout,
+        progress=progress,
+    )
+    if sys.stdout.isatty() and not args.json:
+        with _LiveDisplay(progress):
+            outcomes = asyncio.run(run)
+    else:
+        outcomes = asyncio.run(run)
+    seconds = time.monotonic() - started
+    for outcome in outcomes:
+        if not outcome.ok:
+            fail(f"{outcome.url}: {outcome.error}")
+    if args.json:
+        _print_json(outcomes, seconds)
+    else:
+        _print_table(outcomes, seconds)
+    return 0 if all(outcome.ok for outcome in outcomes) else 1
+
+
+class _LiveDisplay:
+    """A rich progress display: one line per stage across the fleet, with counts."""
+
+    def __init__(self, progress: FleetProgress) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+        from rich.progress import TimeElapsedColumn as Elapsed
+
+        from vapixlog.client import Stage
+
+        self._bar = Progress(
+            TextColumn("{task.description:>9}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            Elapsed(),
+        )
+        total = progress.total
+        self._devices = self._bar.add_task("devices", total=total, detail="")
+        self._stages = {
+            stage: self._bar.add_task(stage.value, total=total, detail="") for stage in Stage
+        }
+        progress.listener = self._update
+
+    def _update(self, progress: FleetProgress) -> None:
+        finished = progress.succeeded_devices + progress.failed_devices
+        self._bar.update(
+            self._devices, completed=finished, detail=f"failed {progress.failed_devices}"
+        )
+        for stage, task in self._stages.items():
+            detail = f"now {progress.active[stage]}"
+            if progress.failed[stage]:
+                detail += f", failed {progress.failed[stage]}"
+            self._bar.update(task, completed=progress.done[stage], detail=detail)
+
+    def __enter__(self) -> _LiveDisplay:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+
+def _outcome_json(outcome: DeviceOutcome) -> dict[str, Any]:
+    return {
+        "device": outcome.url,
+        "ok": outcome.ok,
+        "file": str(outcome.path) if outcome.path else None,
+        "bytes": outcome.bytes,
+        "seconds": round(outcome.seconds, 3),
+        "serial": outcome.serial,
+        "boot_id": outcome.new_boot_id,
+        "failed_stage": (outcome.stage.value if outcome.stage else "connect")
+        if not outcome.ok
+        else None,
+        "error": outcome.error,
+    }
+
+
+def _print_json(outcomes: list[DeviceOutcome], seconds: float) -> None:
+    ok = sum(outcome.ok for outcome in outcomes)
+    document = {
+        "devices": [_outcome_json(outcome) for outcome in outcomes],
+        "succeeded": ok,
+        "failed": len(outcomes) - ok,
+        "seconds": round(seconds, 3),
+    }
+    print(json.dumps(document, indent=1))
+
+
+def _print_table(outcomes: list[DeviceOutcome], seconds: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="vapixlog capture")
+    table.add_column("device", overflow="fold")
+    table.add_column("result", overflow="fold")
+    table.add_column("seconds", justify="right")
+    table.add_column("bytes", justify="right")
+    table.add_column("file", overflow="fold")
+    for outcome in outcomes:
+        if outcome.ok:
+            result = "[green]ok[/green]"
+        else:
+            stage = outcome.stage.value if outcome.stage else "connect"
+            result = f"[red]failed at {stage}[/red]: {_escape(outcome.error or '')}"
+        table.add_row(
+            _escape(outcome.url),
+            result,
+            f"{outcome.seconds:.1f}",
+            f"{outcome.bytes:,}" if outcome.ok else "",
+            _escape(outcome.path.name) if outcome.path else "",
+        )
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    console.print(table)
+    ok = sum(outcome.ok for outcome in outcomes)
+    devices = f"{len(outcomes)} device{'s' if len(outcomes) != 1 else ''}"
+    console.print(
+        f"{devices}: {ok} succeeded, {len(outcomes) - ok} failed, in {seconds:.1f} s",
+        highlight=False,
+    )
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

@@ -1,0 +1,78 @@
+"""`vapixlog users`: add, list and remove the device's users (in its state dir)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import platformdirs
+
+if TYPE_CHECKING:
+    from vapixlog.auth import UserStore
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("VAPIXLOG_STATE_DIR") or platformdirs.user_data_dir("vapixlog"))
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    users = commands.add_parser("users", help="manage the device's users")
+    state = argparse.ArgumentParser(add_help=False)
+    state.add_argument("--state-dir", type=Path, default=None)
+    user_commands = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    add = user_commands.add_parser("add", help="add a user or change one", parents=[state])
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["admin", "operator", "viewer"])
+    add.add_argument("--password", help="default: ask (or generate when stdin is no terminal)")
+    user_commands.add_parser("list", help="list users and roles", parents=[state])
+    remove = user_commands.add_parser("remove", help="remove a user", parents=[state])
+    remove.add_argument("name")
+    users.set_defaults(handler=run)
+
+
+def open_users(
+    state_dir: Path, *, serial: str | None = None, hostname: str | None = None
+) -> UserStore:
+    """The user store of a state dir; its Digest realm is `AXIS_<serial>`, as on a device."""
+    from vapixlog.auth import UserStore
+    from vapixlog.device import Identity
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    identity = Identity.load_or_create(
+        state_dir / "identity.json", serial=serial, hostname=hostname
+    )
+    return UserStore.load_or_create(state_dir / "users.json", realm=f"AXIS_{identity.serial}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vapixlog.auth import Role
+
+    store = open_users(args.state_dir or default_state_dir())
+    if args.users_command == "list":
+        for user in store.list():
+            print(f"{user.name}\t{user.role}")
+        return 0
+    if args.users_command == "remove":
+        if not store.remove(args.name):
+            print(f"vapixlog: no user {args.name!r}", file=sys.stderr)
+            return 1
+        return 0
+    password = args.password
+    if password is None:
+        if sys.stdin.isatty():
+            password = getpass.getpass(f"Password for {args.name}: ")
+        else:
+            import secrets
+
+            password = secrets.token_urlsafe(12)
+            print(f"Password for {args.name}: {password}")
+    try:
+        store.add(args.name, Role(args.role), password)
+    except ValueError as exc:
+        print(f"vapixlog: {exc}", file=sys.stderr)
+        return 2
+    return 0
