@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vapixlog.auth.bruteforce import BruteForceBlock
 from vapixlog.auth.digest import DigestAuthority, parse_params
+from vapixlog.auth.responses import send_blocked, send_error
 from vapixlog.auth.throttle import LoginPolicy, LoginThrottle
 from vapixlog.auth.users import User, UserStore
 from vapixlog.edge.clientaddr import address_group
@@ -32,7 +33,6 @@ USER_SCOPE_KEY = "vapixlog.user"
 
 _BASIC_CACHE_SIZE = 1024
 _RELOAD_INTERVAL = 1.0
-_CONFIG_PREFIX = "/config/"
 
 FailureHook = Callable[[str | None, str, str], None]
 BlockHook = Callable[[str, int], None]  # (client address, client port) just blocked
@@ -106,7 +106,7 @@ class AuthMiddleware:
             return
         path: str = scope.get("path", "")
         if self.block is not None and self.block.blocked(address_group(_client_host(scope))):
-            await _send_blocked(send, kind)  # every path, anonymous ones too
+            await send_blocked(send, kind)  # every path, anonymous ones too
             return
         if self.public_paths is not None and self.public_paths(path):
             await self.app(scope, receive, send)
@@ -157,15 +157,10 @@ class AuthMiddleware:
                     await asyncio.sleep(delay)
                 finally:
                     throttle.release(group, claimed)
-        if kind == "websocket":
-            # Before accept, a close makes the server answer 403; a websocket handshake
-            # cannot carry our 401 challenge without an extension, so keep it simple.
-            await send({"type": "websocket.close", "code": 1008})
-        else:
-            proven_by = None
-            if stale and header:  # stale: the client knows the password
-                proven_by, _ = _claimed_user(header)
-            await self._send_401(send, path, failed=failed, stale=stale, proven_by=proven_by)
+        proven_by = None
+        if stale and header:  # stale: the client knows the password
+            proven_by, _ = _claimed_user(header)
+        await self._send_401(send, kind, path, failed=failed, stale=stale, proven_by=proven_by)
 
     # -- authentication --------------------------------------------------------------
 
@@ -271,25 +266,10 @@ class AuthMiddleware:
 
     async def _refuse(self, send: Send, kind: str, path: str, host: str, wait: float) -> None:
         """429: too many delayed failures from this address are outstanding."""
-        if kind == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-            return
         seconds = retry_after(wait)
         message = f"Rate limited: too many failed logins from {host}, retry after {seconds} s"
-        if path.startswith(_CONFIG_PREFIX):
-            body = b'{"status":"error","error":{"code":9,"message":"' + message.encode() + b'"}}'
-            ctype = b"application/json"
-        else:
-            body = message.encode() + b"\n"
-            ctype = b"text/plain; charset=utf-8"
-        headers = [
-            (b"retry-after", str(seconds).encode()),
-            (b"content-type", ctype),
-            (b"content-length", str(len(body)).encode()),
-            (b"cache-control", b"no-store"),
-        ]
-        await send({"type": "http.response.start", "status": 429, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        headers = [(b"retry-after", str(seconds).encode())]
+        await send_error(send, kind, path, status=429, code=9, message=message, headers=headers)
 
     def _maybe_reload(self) -> None:
         now = time.monotonic()
@@ -300,50 +280,15 @@ class AuthMiddleware:
             self._basic_cache.clear()
             self._cache_generation = self.store.generation
 
-    # -- responses -------------------------------------------------------------------
-
     async def _send_401(
-        self, send: Send, path: str, *, failed: bool, stale: bool, proven_by: str | None = None
+        self, send: Send, kind: str, path: str, *, failed: bool, stale: bool, proven_by: str | None
     ) -> None:
         message = "Authentication failed" if failed else "Authentication required"
-        if path.startswith(_CONFIG_PREFIX):
-            body = b'{"status":"error","error":{"code":3,"message":"' + message.encode() + b'"}}'
-            ctype = b"application/json"
-        else:
-            body = message.encode() + b"\n"
-            ctype = b"text/plain; charset=utf-8"
         challenges = self.digest.challenges(stale, proven_by=proven_by) if self.digest else []
         if self.basic:
             challenges.append(f'Basic realm="{self.store.realm}"')
         headers = [(b"www-authenticate", c.encode()) for c in challenges]
-        headers += [
-            (b"content-type", ctype),
-            (b"content-length", str(len(body)).encode()),
-            (b"cache-control", b"no-store"),
-        ]
-        await send({"type": "http.response.start", "status": 401, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-
-# What Apache answers a blocked address (mod_evasive's 403).
-_FORBIDDEN = (
-    b'<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\n<html><head>\n'
-    b"<title>403 Forbidden</title>\n</head><body>\n<h1>Forbidden</h1>\n"
-    b"<p>You don't have permission to access this resource.</p>\n</body></html>\n"
-)
-
-
-async def _send_blocked(send: Send, kind: str) -> None:
-    if kind == "websocket":
-        await send({"type": "websocket.close", "code": 1008})
-        return
-    headers = [
-        (b"content-type", b"text/html; charset=iso-8859-1"),
-        (b"content-length", str(len(_FORBIDDEN)).encode()),
-        (b"cache-control", b"no-store"),
-    ]
-    await send({"type": "http.response.start", "status": 403, "headers": headers})
-    await send({"type": "http.response.body", "body": _FORBIDDEN})
+        await send_error(send, kind, path, status=401, code=3, message=message, headers=headers)
 
 
 def _client_host(scope: Scope) -> str:
