@@ -5,7 +5,7 @@ The server under test runs on core 0 and the load generator (wrk, curl, `cat`) o
 measured in the same run on the same machine, so that the ratios hold even where the
 absolute numbers drift.
 
-    .venv/bin/python bench/run.py [--duration 6] [--quick]
+    .venv/bin/python bench/run.py [--duration 6] [--fleet 1000] [--only forwarding]
 """
 
 from __future__ import annotations
@@ -597,30 +597,49 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per wrk run")
     parser.add_argument("--no-doc", action="store_true", help="do not update the doc")
     parser.add_argument("--fleet", type=int, default=1000, help="devices to capture (0: skip)")
+    parser.add_argument(
+        "--only",
+        choices=("forwarding",),
+        help="one scenario: forwarding (issue 14, its own section of the doc)",
+    )
     args = parser.parse_args()
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir()
     res = Results()
     began = time.monotonic()
 
-    with Floor(res, args.duration) as floor:
-        fsync_rate = fsync_floor(WORK, 3.0)
-        res.add(Row("fsync floor: 1-line append + fdatasync", f"{fsync_rate:,.0f} writes/s"))
-        bench_startup(res, WORK / "service")
-        bench_service(res, WORK / "service", floor, fsync_rate, args.duration)
-    bench_tar_all(res, WORK / "tar")
-    if args.fleet:
-        bench_fleet(res, WORK / "fleet", args.fleet)
+    if args.only is None:
+        with Floor(res, args.duration) as floor:
+            fsync_rate = fsync_floor(WORK, 3.0)
+            res.add(Row("fsync floor: 1-line append + fdatasync", f"{fsync_rate:,.0f} writes/s"))
+            bench_startup(res, WORK / "service")
+            bench_service(res, WORK / "service", floor, fsync_rate, args.duration)
+        bench_tar_all(res, WORK / "tar")
+        if args.fleet:
+            bench_fleet(res, WORK / "fleet", args.fleet)
+    from forwarding import bench_forwarding  # imports this module as `run`
+
+    forwarding = Results()
+    bench_forwarding(forwarding, WORK / "forwarding", args.duration)
 
     when = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    if args.only is None:
+        text = (
+            f"Measured {when} UTC in {time.monotonic() - began:.0f} s with `make bench` "
+            f"(`.venv/bin/python bench/run.py --duration {args.duration:g}`).\n"
+            f"Machine: {machine()}.\n\n{table(res)}"
+        )
+        print("\n" + text)
+        if not args.no_doc:
+            write_doc(text, "bench:table")
     text = (
-        f"Measured {when} UTC in {time.monotonic() - began:.0f} s with `make bench` "
-        f"(`.venv/bin/python bench/run.py --duration {args.duration:g}`).\n"
-        f"Machine: {machine()}.\n\n{table(res)}"
+        f'Measured {when} UTC with `make bench BENCH_ARGS="--only forwarding '
+        f'--duration {args.duration:g}"` (`.venv/bin/python bench/run.py --only forwarding '
+        f"--duration {args.duration:g}`).\nMachine: {machine()}.\n\n{table(forwarding)}"
     )
     print("\n" + text)
     if not args.no_doc:
-        write_doc(text, "bench:table")
+        write_doc(text, "bench:forwarding")
     shutil.rmtree(WORK, ignore_errors=True)
 
 

@@ -183,7 +183,7 @@ def test_admin_sees_live_lines_filters_them_and_screenshot(
     assert unlabelled == []
     reached = set()
     page.locator("body").focus()
-    for _ in range(25):
+    for _ in range(40):
         page.keyboard.press("Tab")
         reached.add(page.evaluate("document.activeElement.id"))
     assert {"persistent", "filter-severity", "filter-text", "write-message"} <= reached
@@ -274,6 +274,9 @@ def test_non_admins_see_the_switch_read_only(browser: Browser, device: Server, u
         assert persistent_enabled(device) is True
         assert switch.is_checked()
         assert not page.locator("#admin-tools").is_visible()
+        # The remote syslog panel is for admins only (DECISIONS 13), its data too.
+        assert not page.locator("#remote-syslog").is_visible()
+        assert "remote_syslog" not in status(device, user)
         assert page.locator("#log .row").count() == 0
         if user == "viewer":
             screenshot(page, "logs-viewer.png")
@@ -419,6 +422,111 @@ def test_page_follows_the_device_across_a_reboot(browser: Browser, tmp_path: Pat
     finally:
         if server.proc:
             server.stop()
+
+
+# ----- the remote syslog card (admins only) ------------------------------------------------
+
+
+def remote_syslog(server: Server, method: str, params: dict[str, Any] | None = None) -> Any:
+    body: dict[str, Any] = {"apiVersion": "1.2", "method": method}
+    if params is not None:
+        body["params"] = params
+    with client_for(server) as admin:
+        reply = admin.post("/axis-cgi/remotesyslog.cgi", json=body)
+        assert reply.status_code == 200 and "error" not in reply.json(), reply.text
+        return reply.json()["data"]
+
+
+def test_admin_sets_up_remote_syslog_and_sees_its_health(browser: Browser, device: Server) -> None:
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(5)
+    port = receiver.getsockname()[1]
+    try:
+        tab = Tab(browser, device, "root", DESKTOP)
+        page = tab.page
+        card = page.locator("#remote-syslog")
+        card.wait_for()
+        page.wait_for_function("() => document.getElementById('rs-state').textContent !== ''")
+
+        # One UDP server at Debug, from the form; setup turns forwarding on.
+        page.fill("#rs1-address", "127.0.0.1")
+        page.fill("#rs1-port", str(port))
+        page.select_option("#rs1-protocol", "UDP")
+        page.select_option("#rs1-format", "RFC3164")
+        page.select_option("#rs1-severity", "Debug")
+        page.fill("#rs2-address", "")
+        page.click("#rs-form button[type=submit]")
+        page.wait_for_function(
+            "() => document.getElementById('rs-state').textContent.startsWith('Forwarding is on')"
+        )
+        item = page.locator("#rs-servers li")
+        assert item.count() == 1
+        text = item.inner_text()
+        assert f"UDP 127.0.0.1:{port}" in text and "RFC3164" in text and "Debug" in text
+        assert "type All" in text
+        assert remote_syslog(device, "status")["servers"][0]["port"] == port
+
+        # Disable, enable: the buttons follow the state.
+        page.click("#rs-disable")
+        page.wait_for_function(
+            "() => document.getElementById('rs-state').textContent === 'Forwarding is off'"
+        )
+        assert "Not forwarding" in item.inner_text()
+        assert page.locator("#rs-test").is_disabled()
+        page.click("#rs-enable")
+        page.wait_for_function(
+            "() => document.getElementById('rs-state').textContent.startsWith('Forwarding is on')"
+        )
+
+        # Test messages reach the server (8 at Debug); the card counts them as sent.
+        page.click("#rs-test")
+        page.wait_for_function(
+            "() => document.getElementById('rs-result').textContent.startsWith('Test messages')"
+        )
+        tests: set[bytes] = set()
+        while len(tests) < 8:
+            datagram = receiver.recv(65536)
+            if b"remote-syslogd-test" in datagram:
+                tests.add(datagram.split(b"This is ")[-1])
+        page.wait_for_function(
+            "() => /Sent ([89]|[1-9][0-9]+) /.test(document.getElementById('rs-servers')"
+            ".textContent)",
+            timeout=8_000,
+        )
+        assert "No problem" in item.inner_text()
+        unlabelled = card.evaluate(
+            "(c) => [...c.querySelectorAll('input, select')]"
+            ".filter((e) => e.labels.length === 0).map((e) => e.id)"
+        )
+        assert unlabelled == []
+        page.locator("#rs-result").scroll_into_view_if_needed()
+        screenshot(page, "logs-remote-syslog.png")
+        tab.close()
+    finally:
+        receiver.close()
+        remote_syslog(device, "setup", {"servers": []})
+
+
+def test_remote_syslog_errors_stay_text(browser: Browser, device: Server) -> None:
+    tab = Tab(browser, device, "root", DESKTOP)
+    page = tab.page
+    page.locator("#remote-syslog").wait_for()
+    # The CGI refuses the address and echoes it in `details.address`: shown as text.
+    hostile = "<img src=x onerror=window.pwned=1>"
+    page.fill("#rs1-address", hostile)
+    page.fill("#rs2-address", "")
+    page.click("#rs-form button[type=submit]")
+    page.wait_for_function(
+        "() => document.getElementById('rs-result').textContent.includes('failed')"
+    )
+    result = page.inner_text("#rs-result")
+    assert "Invalid parameter value specified (2104" in result
+    assert hostile in result
+    assert page.locator("#remote-syslog img").count() == 0
+    assert page.evaluate("() => window.pwned") is None
+    assert remote_syslog(device, "status")["servers"] == []
+    tab.close()
 
 
 # ----- the live feed without a browser -----------------------------------------------------

@@ -11,6 +11,10 @@ Routes (all behind the service's Basic/Digest authentication):
     JSON for the page (any role): the user and role, what the role may do (`may`), the
     device's identity and boot id, the persistent log's state (`enabled`, `paused` by the
     keep-free floor), size and cap, the volatile log's, and the number of live readers.
+    For admins also `remote_syslog`: `remotesyslog.cgi`'s `status` data, each server with
+    its `health` (`sent`, `dropped`, `problem`; null while forwarding is off). The page's
+    remote syslog card (admins only, DECISIONS 13) changes the settings through
+    `remotesyslog.cgi` itself.
     The page reads and sets the persistent-logging switch through the Log API itself
     (`/config/rest/log/v1/persistent/enabled`), and clears and writes through it too.
 ``GET /logs/events``
@@ -150,6 +154,22 @@ def _snapshot(device: Device) -> dict[str, Any]:
     }
 
 
+def _remote_syslog(device: Device) -> dict[str, Any]:
+    """The remote syslog panel's data (admins only): the settings as `status` answers
+    them, each server with its `health` (sent, dropped, problem) while it forwards, else
+    null."""
+    remote = device.remote_syslog
+    settings = remote.settings.to_json()
+    health = remote.health()
+    for index, server in enumerate(settings["servers"]):
+        found = health[index] if index < len(health) else None
+        if found is not None and found["server"] == server:
+            server["health"] = {k: found[k] for k in ("sent", "dropped", "problem")}
+        else:
+            server["health"] = None
+    return settings
+
+
 def _event(name: str | None, data: object) -> bytes:
     head = b"" if name is None else b"event: " + name.encode() + b"\n"
     return head + b"data: " + orjson.dumps(data) + b"\n\n"
@@ -214,7 +234,13 @@ def routes(device: Device) -> list[BaseRoute]:
         data = {
             "user": user.name,
             "role": str(user.role),
-            "may": {"read_log": admin, "set_persistent": admin, "clear": admin, "write": admin},
+            "may": {
+                "read_log": admin,
+                "set_persistent": admin,
+                "clear": admin,
+                "write": admin,
+                "remote_syslog": admin,
+            },
             "hostname": device.identity.hostname,
             "serial": device.identity.serial,
             "firmware": device.firmware,
@@ -236,6 +262,8 @@ def routes(device: Device) -> list[BaseRoute]:
                 "evicted": syslog.volatile.dropped,
             },
         }
+        if admin:
+            data["remote_syslog"] = _remote_syslog(device)
         return Response(orjson.dumps(data), media_type="application/json", headers=_NO_STORE)
 
     async def events(request: Request) -> Response:

@@ -25,6 +25,7 @@
     threshold: 7,
     text: "",
     switchBusy: false,
+    rsFilled: false,
   };
 
   // ----- entries and rows ------------------------------------------------------------
@@ -272,6 +273,7 @@
     $("usage-text").textContent = used;
     usage.setAttribute("aria-valuetext", used);
     $("paused").hidden = !p.paused;
+    showRemote(status.remote_syslog);
   }
 
   async function refreshStatus() {
@@ -341,6 +343,131 @@
     refreshStatus();
   }
 
+
+  // ----- remote syslog (admins only): status from /logs/status, changes via the CGI ----
+
+  const RS_CGI = "/axis-cgi/remotesyslog.cgi";
+  const RS_FIELDS = ["address", "port", "protocol", "format", "severity", "type"];
+
+  function rsErrorText(error) {
+    // Every part comes from the server: it only ever reaches the page as textContent.
+    const parts = (error.errors && error.errors.length ? error.errors : [error]).map((e) => {
+      const details = e.details || {};
+      const where = [];
+      if (details.propertyName !== undefined) where.push(`field ${details.propertyName}`);
+      if (details.address !== undefined) where.push(`address ${details.address}`);
+      return `${e.message} (${e.code}${where.length ? ", " + where.join(", ") : ""})`;
+    });
+    return parts.join("; ");
+  }
+
+  async function rsCall(method, params) {
+    const body = { apiVersion: "1.2", context: "logs-page", method };
+    if (params !== undefined) body.params = params;
+    const response = await fetch(RS_CGI, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(body),
+      cache: "no-store",
+    });
+    let reply = null;
+    try {
+      reply = await response.json();
+    } catch {
+      throw new Error(`${response.status} ${response.statusText}`);
+    }
+    if (reply.error) throw new Error(rsErrorText(reply.error));
+    if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+    return reply.data;
+  }
+
+  function rsItem(server) {
+    const li = document.createElement("li");
+    const dest = document.createElement("div");
+    dest.className = "rs-dest";
+    const host = String(server.address).includes(":") ? `[${server.address}]` : server.address;
+    dest.textContent = `${server.protocol} ${host}:${server.port}`;
+    const meta = document.createElement("div");
+    meta.className = "rs-meta";
+    meta.textContent = `${server.syslogFormat} \u00b7 ${server.severity} and more severe \u00b7 type ${server.type}`;
+    const health = document.createElement("div");
+    health.className = "rs-health";
+    li.append(dest, meta, health);
+    const h = server.health;
+    if (!h) {
+      health.textContent = "Not forwarding";
+      return li;
+    }
+    health.textContent = `Sent ${h.sent} \u00b7 dropped ${h.dropped}`;
+    const problem = document.createElement("div");
+    problem.className = h.problem ? "rs-problem" : "rs-health";
+    problem.textContent = h.problem ? `Problem: ${h.problem}` : "No problem";
+    li.append(problem);
+    return li;
+  }
+
+  function rsFill(servers) {
+    for (const n of [1, 2]) {
+      const server = servers[n - 1];
+      $(`rs${n}-address`).value = server ? server.address : "";
+      $(`rs${n}-port`).value = server ? String(server.port) : "";
+      $(`rs${n}-protocol`).value = server ? server.protocol : "TLS";
+      $(`rs${n}-format`).value = server ? server.syslogFormat : "RFC5424";
+      $(`rs${n}-severity`).value = server ? server.severity : "Warning";
+      $(`rs${n}-type`).value = server ? server.type : "All";
+    }
+  }
+
+  function showRemote(remote) {
+    if (!remote) return;
+    const servers = remote.servers || [];
+    $("rs-state").textContent = remote.enabled
+      ? `Forwarding is on (${servers.length} ${servers.length === 1 ? "server" : "servers"})`
+      : servers.length ? "Forwarding is off" : "Forwarding is off; no server is set up";
+    $("rs-state").dataset.enabled = String(Boolean(remote.enabled));
+    $("rs-servers").replaceChildren(...servers.map(rsItem));
+    $("rs-enable").disabled = Boolean(remote.enabled) || !servers.length;
+    $("rs-disable").disabled = !remote.enabled;
+    $("rs-test").disabled = !remote.enabled;
+    if (!state.rsFilled) {
+      state.rsFilled = true;
+      rsFill(servers);
+    }
+  }
+
+  function rsServer(n) {
+    const address = $(`rs${n}-address`).value.trim();
+    if (!address) return null;
+    const server = {
+      address,
+      protocol: $(`rs${n}-protocol`).value,
+      syslogFormat: $(`rs${n}-format`).value,
+      severity: $(`rs${n}-severity`).value,
+      type: $(`rs${n}-type`).value,
+    };
+    const port = $(`rs${n}-port`).value.trim();
+    if (port) server.port = Number(port);
+    return server;
+  }
+
+  async function rsAction(label, method, params) {
+    const result = $("rs-result");
+    result.classList.remove("rs-error");
+    result.textContent = `${label}\u2026`;
+    try {
+      const data = await rsCall(method, params);
+      result.textContent = method === "test"
+        ? "Test messages sent (one per severity at or above each server's threshold)."
+        : `Done: forwarding is ${data.enabled ? "on" : "off"}.`;
+      if (method === "setup") state.rsFilled = false; // show the servers as stored
+      if (method === "test") setTimeout(refreshStatus, 1000); // the counts, once sent
+    } catch (error) {
+      result.classList.add("rs-error");
+      result.textContent = `${label} failed: ${error.message}`;
+    }
+    await refreshStatus();
+  }
+
   // ----- wiring ------------------------------------------------------------------------
 
   function applyFilters() {
@@ -376,6 +503,14 @@
     if (event.target.returnValue === "clear") clearPersistent();
   });
   $("write-form").addEventListener("submit", writeMessage);
+  $("rs-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const servers = [rsServer(1), rsServer(2)].filter((server) => server !== null);
+    rsAction("Saving the servers", "setup", { servers });
+  });
+  $("rs-enable").addEventListener("click", () => rsAction("Enabling", "enable"));
+  $("rs-disable").addEventListener("click", () => rsAction("Disabling", "disable"));
+  $("rs-test").addEventListener("click", () => rsAction("Sending test messages", "test"));
 
   async function start() {
     try {
@@ -395,6 +530,7 @@
       $("persistent-note").textContent = "Read-only: changing it requires the admin role.";
     }
     $("admin-tools").hidden = !(may.clear || may.write);
+    $("remote-syslog").hidden = !may.remote_syslog;
     try {
       await refreshSwitch();
     } catch (error) {
