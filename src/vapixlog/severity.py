@@ -46,3 +46,16 @@ _AXIS_LABELS = {
     Severity.DEBUG: "DEBUG",
 }
 _ALIASES = {Severity.INFO: "INFORMATIONAL", Severity.WARNING: "WARN"}
+
+
+# The names the remote syslog API (remotesyslog.cgi) gives the severities, by value.
+API_NAMES = (
+    "Emergency",
+    "Alert",
+    "Critical",
+    "Error",
+    "Warning",
+    "Notice",
+    "Informational",
+    "Debug",
+)

@@ -16,6 +16,7 @@ from vapixlog.cli._common import (
     fail,
     fleet_urls,
 )
+from vapixlog.severity import API_NAMES
 
 if TYPE_CHECKING:
     from vapixlog.client import AsyncClient, RemoteSyslogStatus, SyslogServer
@@ -23,19 +24,7 @@ if TYPE_CHECKING:
 # The spec's values (remotesyslog.cgi), by their lower-case spelling on the command line.
 PROTOCOLS = {"udp": "UDP", "tcp": "TCP", "tls": "TLS"}
 FORMATS = {"axis": "AXIS", "rfc3164": "RFC3164", "rfc5424": "RFC5424"}
-SEVERITIES = {
-    name.lower(): name
-    for name in (
-        "Emergency",
-        "Alert",
-        "Critical",
-        "Error",
-        "Warning",
-        "Notice",
-        "Informational",
-        "Debug",
-    )
-}
+SEVERITIES = {name.lower(): name for name in API_NAMES}
 TYPES = {"all": "All", "audit": "Audit"}
 ACTIONS = {
     "setup": "forward the log to these servers (at most two) and enable forwarding",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from vapixlog.client._errors import PermissionDeniedError, RpcError, UnexpectedResponseError
+from vapixlog.severity import API_NAMES
 
 if TYPE_CHECKING:
     from vapixlog.client._client import AsyncClient
@@ -20,16 +21,7 @@ if TYPE_CHECKING:
 REMOTESYSLOG_CGI = "/axis-cgi/remotesyslog.cgi"
 PROTOCOLS = ("UDP", "TCP", "TLS")
 FORMATS = ("AXIS", "RFC3164", "RFC5424")
-SEVERITIES = (
-    "Emergency",
-    "Alert",
-    "Critical",
-    "Error",
-    "Warning",
-    "Notice",
-    "Informational",
-    "Debug",
-)
+SEVERITIES = API_NAMES
 TYPES = ("All", "Audit")
 NOT_ADMIN = 2105
 

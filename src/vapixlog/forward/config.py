@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from vapixlog.files import write_atomic
-from vapixlog.severity import Severity
+from vapixlog.severity import API_NAMES, Severity
 
 MAX_SERVERS = 2
 SETTINGS_FILE = "remote-syslog.json"
@@ -41,17 +41,7 @@ class LogType(enum.StrEnum):
     AUDIT = "Audit"
 
 
-# The API's severity names, in RFC 5424 order (Emergency = 0 ... Debug = 7).
-SEVERITY_NAMES = (
-    "Emergency",
-    "Alert",
-    "Critical",
-    "Error",
-    "Warning",
-    "Notice",
-    "Informational",
-    "Debug",
-)
+SEVERITY_NAMES = API_NAMES  # the API's names, in RFC 5424 order (Emergency = 0 ... Debug = 7)
 _SEVERITY_BY_NAME = {name: Severity(value) for value, name in enumerate(SEVERITY_NAMES)}
 
 # The API reference's per-format table; the knowledge base's flat "TCP 601" disagrees.
