@@ -4,13 +4,12 @@ envelope, elsewhere plain text (the CGIs' dialect); the block answers as Apache 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import orjson
 from starlette.types import Send
 
+from vapixlog.asgi import Headers, send_answer
+
 _CONFIG_PREFIX = "/config/"
-Headers = Sequence[tuple[bytes, bytes]]
 
 # What Apache answers a blocked address (mod_evasive's 403).
 _FORBIDDEN = (
@@ -45,11 +44,4 @@ async def _send(
         # carry a challenge or a body without an extension, so keep it simple.
         await send({"type": "websocket.close", "code": 1008})
         return
-    all_headers = [
-        *headers,
-        (b"content-type", ctype),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": all_headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_answer(send, status, body, ctype, headers)

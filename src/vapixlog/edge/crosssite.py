@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from vapixlog.asgi import send_answer
 from vapixlog.dca import envelope
 from vapixlog.dca.errors import CrossSiteRefusedError
 
@@ -84,13 +85,7 @@ class CrossSiteGuard:
             body, ctype = orjson.dumps(reply), b"application/json"
         else:
             body, ctype = f"Forbidden: {_MESSAGE}\n".encode(), b"text/plain; charset=utf-8"
-        headers = [
-            (b"content-type", ctype),
-            (b"content-length", str(len(body)).encode()),
-            (b"cache-control", b"no-store"),
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_answer(send, status, body, ctype)
 
 
 def cross_site_reason(scope: Scope) -> str | None:
