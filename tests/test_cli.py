@@ -55,24 +55,29 @@ def test_first_start_creates_root_with_a_password_shown_once(tmp_path: Path) -> 
         text=True,
         env=env,
     )
-    assert proc.stdout is not None
-    first = proc.stdout.readline()
-    match = re.search(r"Created user 'root' \(admin\) with password: (\S+)", first)
-    assert match, first
-    password = match[1]
-    for _ in range(100):
-        try:
-            response = httpx.get(
-                server.url + "/config/rest/log/v1", auth=httpx.DigestAuth("root", password)
-            )
-            break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    assert response.status_code == 200
-    assert password not in (server.state_dir / "users.json").read_text()
-    proc.send_signal(signal.SIGTERM)
-    rest = proc.communicate(timeout=20)[0]
-    assert password not in rest
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        match = re.search(r"Created user 'root' \(admin\) with password: (\S+)", first)
+        assert match, first
+        password = match[1]
+        for _ in range(100):
+            try:
+                response = httpx.get(
+                    server.url + "/config/rest/log/v1", auth=httpx.DigestAuth("root", password)
+                )
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        assert response.status_code == 200
+        assert password not in (server.state_dir / "users.json").read_text()
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=20)[0]
+        assert password not in rest
+    finally:
+        if proc.poll() is None:  # a failed assertion must not leave the server running
+            proc.kill()
+            proc.wait()
 
     # The second start finds the user and prints no password.
     server.start()
