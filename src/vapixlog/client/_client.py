@@ -30,9 +30,11 @@ from vapixlog.client._errors import (
     MethodNotAllowedError,
     NotFoundError,
     RpcError,
+    RpcErrorFactory,
     UnexpectedResponseError,
     error_from_response,
     error_from_transport,
+    rpc_error,
 )
 from vapixlog.client._remote_syslog import RemoteSyslogCalls
 from vapixlog.severity import Severity
@@ -340,40 +342,52 @@ class AsyncClient(RemoteSyslogCalls):
         """The current boot's system log (`systemlog.cgi`), one entry a line."""
         return (await self._send("GET", self.url + SYSTEMLOG_CGI)).text
 
-    async def _rpc(self, method: str, api_version: str | None) -> dict[str, Any]:
+    async def _rpc(
+        self,
+        cgi: str,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        error: RpcErrorFactory = rpc_error,
+    ) -> dict[str, Any]:
+        """One call to the JSON-RPC CGI at path `cgi`, at the highest 1.x version it offers
+        (`getSupportedVersions` itself takes none); its `data`. An `error` answer raises
+        what `error(method, error_object, url)` makes of it."""
         body: dict[str, Any] = {"context": "vapixlog", "method": method}
-        if api_version is not None:
-            body["apiVersion"] = api_version
-        url = self.url + FIRMWARE_CGI
+        if method != "getSupportedVersions":
+            body["apiVersion"] = await self._rpc_version(cgi, error)
+        if params is not None:
+            body["params"] = params
+        url = self.url + cgi
         reply = self._json(await self._send("POST", url, json=body))
         if not isinstance(reply, dict):
             raise UnexpectedResponseError(f"{url}: the answer is not a JSON object", url=url)
-        error = reply.get("error")
-        if isinstance(error, dict):
-            code = error.get("code")
-            raise RpcError(
-                f"{method}: {error.get('message') or 'failed'}",
-                method=method,
-                code=code if isinstance(code, int) else None,
-                url=url,
-            )
+        if isinstance(failure := reply.get("error"), dict):
+            raise error(method, failure, url)
         data = reply.get("data")
-        if reply.get("method") != method or not isinstance(data, dict):
+        if reply.get("method", method) != method or not isinstance(data, dict):
             raise UnexpectedResponseError(f"{url}: unexpected answer to {method}", url=url)
         return data
 
-    async def request_reboot(self) -> None:
-        """Ask for a reboot (`firmwaremanagement.cgi`, the highest 1.x API version)."""
-        versions = (await self._rpc("getSupportedVersions", None)).get("apiVersions")
-        ones = [v for v in versions or [] if isinstance(v, str) and v.split(".")[0] == "1"]
+    async def _rpc_version(self, cgi: str, error: RpcErrorFactory) -> str:
+        """The highest 1.x API version the CGI offers; asked once per client."""
+        if (known := self._api_versions.get(cgi)) is not None:
+            return known
+        versions = (await self._rpc(cgi, "getSupportedVersions", error=error)).get("apiVersions")
+        ones = [v for v in versions or [] if isinstance(v, str) and re.fullmatch(r"1\.\d+", v)]
         if not ones:
             raise RpcError(
-                f"firmwaremanagement.cgi API versions {versions}, none 1.x",
+                f"{cgi.rsplit('/', 1)[-1]} API versions {versions}, none 1.x",
                 method="getSupportedVersions",
-                url=self.url + FIRMWARE_CGI,
+                url=self.url + cgi,
             )
-        version = max(ones, key=lambda v: tuple(int(p) for p in re.findall(r"\d+", v)))
-        await self._rpc("reboot", version)
+        version = max(ones, key=lambda v: tuple(int(p) for p in v.split(".")))
+        self._api_versions[cgi] = version
+        return version
+
+    async def request_reboot(self) -> None:
+        """Ask for a reboot (`firmwaremanagement.cgi`, the highest 1.x API version)."""
+        await self._rpc(FIRMWARE_CGI, "reboot")
 
     async def reboot(self, *, wait: bool = True, timeout: float = 300.0) -> str | None:
         """Reboot the device through `firmwaremanagement.cgi` (admin).

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import orjson
@@ -123,6 +125,20 @@ class RpcError(VapixError):
 
 class UnexpectedResponseError(VapixError):
     """The device answered something this client does not understand (not the API shape)."""
+
+
+RpcErrorFactory = Callable[[str, dict[str, Any], str], Exception]
+
+
+def rpc_error(method: str, error: dict[str, Any], url: str) -> Exception:
+    """The exception for a JSON-RPC CGI's `error` object (HTTP 200)."""
+    code = error.get("code")
+    return RpcError(
+        f"{method}: {error.get('message') or 'failed'}",
+        method=method,
+        code=code if isinstance(code, int) and not isinstance(code, bool) else None,
+        url=url,
+    )
 
 
 def error_from_response(response: httpx.Response) -> VapixError:

@@ -8,7 +8,6 @@ with the device's code otherwise; its message names every field the device refus
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -99,22 +98,7 @@ async def call(
     client: AsyncClient, method: str, params: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """One JSON-RPC call to remotesyslog.cgi; its `data`."""
-    body: dict[str, Any] = {"context": "vapixlog", "method": method}
-    if method != "getSupportedVersions":
-        body["apiVersion"] = await api_version(client)
-    if params is not None:
-        body["params"] = params
-    url = client.url + REMOTESYSLOG_CGI
-    reply = client._json(await client._send("POST", url, json=body))
-    if not isinstance(reply, dict):
-        raise UnexpectedResponseError(f"{url}: the answer is not a JSON object", url=url)
-    error = reply.get("error")
-    if isinstance(error, dict):
-        raise _error(method, error, url)
-    data = reply.get("data")
-    if reply.get("method", method) != method or not isinstance(data, dict):
-        raise UnexpectedResponseError(f"{url}: unexpected answer to {method}", url=url)
-    return data
+    return await client._rpc(REMOTESYSLOG_CGI, method, params, error=_error)
 
 
 def _error(method: str, error: dict[str, Any], url: str) -> Exception:
@@ -149,24 +133,6 @@ async def supported_versions(client: AsyncClient) -> list[str]:
     """The API versions the device offers (`getSupportedVersions`), e.g. `["1.2"]`."""
     versions = (await call(client, "getSupportedVersions")).get("apiVersions")
     return [v for v in versions if isinstance(v, str)] if isinstance(versions, list) else []
-
-
-async def api_version(client: AsyncClient) -> str:
-    """The highest 1.x version the device supports; asked once per client."""
-    known = client._api_versions.get(REMOTESYSLOG_CGI)
-    if known is not None:
-        return known
-    versions = await supported_versions(client)
-    ones = [v for v in versions if v.split(".")[0] == "1" and re.fullmatch(r"\d+\.\d+", v)]
-    if not ones:
-        raise RpcError(
-            f"remotesyslog.cgi API versions {versions}, none 1.x",
-            method="getSupportedVersions",
-            url=client.url + REMOTESYSLOG_CGI,
-        )
-    version = max(ones, key=lambda v: tuple(int(p) for p in v.split(".")))
-    client._api_versions[REMOTESYSLOG_CGI] = version
-    return version
 
 
 async def setup(
