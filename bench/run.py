@@ -130,8 +130,8 @@ class Server:
 def service(state: Path, *extra: str) -> Server:
     argv = [PY, "-m", "vapixlog.cli", "serve", "--port", "{port}", "--state-dir", str(state)]
     # Every scheme, so that Basic and Digest can both be measured (the default policy offers
-    # one per port, as devices do).
-    policy = ["--auth-policy", "any"]
+    # one per port, as devices do); no brute-force block, which a load run must never meet.
+    policy = ["--auth-policy", "any", "--brute-force-protection", "off"]
     return Server([*argv, *policy, "--rate-limit", "off", "--log-level", "warning", *extra])
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +14,19 @@ def start_server(state_dir: Path, *extra_args: str, port: int | None = None) -> 
     server = Server(state_dir, extra_args=list(extra_args))
     if port is not None:
         server.port = port
-    server.add_users()
+    if "--devices" not in extra_args:
+        server.add_users()
+        server.start()
+        return server
+    # A fleet's devices each have their own realm, known to the user store once `serve`
+    # started: users added before could not log in to them (DECISIONS 2).
     server.start()
+    server.add_users()
+    name, (_, password) = "viewer", USERS["viewer"]
+    deadline = time.monotonic() + 10
+    while httpx.get(server.url + "/config/rest/log/v1", auth=(name, password)).status_code != 200:
+        assert time.monotonic() < deadline, "users added to the fleet were not picked up"
+        time.sleep(0.05)  # the server re-reads users.json at most once a second
     return server
 
 

@@ -19,7 +19,7 @@ import pytest
 from conftest import start_server
 from pki import ServerFiles, TestCa
 from reboots import ADMIN
-from remotesyslog_api import system_log
+from remotesyslog_api import audit_log, system_log
 from rsyslog import RSYSLOGD, Rsyslog
 from servers import Server
 from vapixlog.syslog.line import ParsedLine, parse_line
@@ -96,8 +96,9 @@ def write(
     return time.monotonic() - started
 
 
-def device_line(server: Server, text: str) -> tuple[str, ParsedLine]:
-    lines = [line for line in system_log(server) if text in line]
+def device_line(server: Server, text: str, *, audit: bool = False) -> tuple[str, ParsedLine]:
+    """The one line with `text` in the system log, or the audit log with `audit`."""
+    lines = [line for line in (audit_log if audit else system_log)(server) if text in line]
     assert len(lines) == 1, lines
     parsed = parse_line(lines[0])
     assert parsed is not None

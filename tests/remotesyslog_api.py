@@ -46,3 +46,10 @@ def setup(server: Server, *servers: dict[str, Any]) -> dict[str, Any]:
 def system_log(server: Server) -> list[str]:
     response = httpx.get(server.url + "/axis-cgi/systemlog.cgi", auth=ADMIN, timeout=10)
     return response.text.splitlines()
+
+
+def audit_log(server: Server) -> list[str]:
+    """The audit log (AXIS OS 12.5+, the default profile): where changes are audited."""
+    response = httpx.get(server.url + "/axis-cgi/auditlog.cgi", auth=ADMIN, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.text.splitlines()

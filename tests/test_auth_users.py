@@ -80,12 +80,14 @@ def test_file_holds_only_hashes(store: UserStore, path: Path) -> None:
     assert password.encode() not in raw
     assert b"s3cret" not in raw
     doc = json.loads(raw)
-    assert doc["realm"] == REALM
+    assert doc["realms"] == [REALM]
     entry = doc["users"]["alice"]
     assert entry["role"] == "operator"
     assert entry["ha1"] == {
-        "MD5": hashlib.md5(f"alice:{REALM}:{password}".encode()).hexdigest(),
-        "SHA-256": hashlib.sha256(f"alice:{REALM}:{password}".encode()).hexdigest(),
+        REALM: {
+            "MD5": hashlib.md5(f"alice:{REALM}:{password}".encode()).hexdigest(),
+            "SHA-256": hashlib.sha256(f"alice:{REALM}:{password}".encode()).hexdigest(),
+        }
     }
     assert set(entry) == {"role", "ha1"}
 

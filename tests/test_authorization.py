@@ -112,9 +112,9 @@ def test_wrong_password_is_refused_and_audited(shared_server: Server, scheme: st
     response = httpx.get(shared_server.url + BASE, auth=auth, timeout=10)
     assert response.status_code == 401
     assert response.json()["error"] == {"code": 3, "message": "Authentication failed"}
-    log = httpx.get(shared_server.url + "/axis-cgi/systemlog.cgi", auth=("root", USERS["root"][1]))
-    assert "authentication failed for user 'op' from 127.0.0.1" in log.text
-    assert "wrong" not in log.text.replace("wrong password", "")
+    log = httpx.get(shared_server.url + "/axis-cgi/auditlog.cgi", auth=("root", USERS["root"][1]))
+    assert "Authentication: op@127.0.0.1 Authentication failed (HTTP/S)." in log.text
+    assert "wrong" not in log.text
 
 
 def test_viewer_reads_what_admin_wrote(shared_server: Server) -> None:

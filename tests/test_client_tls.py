@@ -55,8 +55,8 @@ def test_wrong_pin_fails_before_credentials_are_sent(https: TlsServer) -> None:
     assert pin(https) in str(refused.value)
     # Had the request gone out, the wrong password would be an audited failed login.
     with Client(https.url, user="root", password=PASSWORD, pin_sha256=pin(https)) as c:
-        log = c.system_log()
-    assert "authentication failed" not in log and "never sent" not in log
+        log = c.audit_log()
+    assert "Authentication failed" not in log and "never sent" not in log
     # (As it is with the right pin.)
     with (
         Client(https.url, user="root", password="a wrong password", pin_sha256=pin(https)) as c,
@@ -64,7 +64,8 @@ def test_wrong_pin_fails_before_credentials_are_sent(https: TlsServer) -> None:
     ):
         c.write_message("refused")
     with Client(https.url, user="root", password=PASSWORD, pin_sha256=pin(https)) as c:
-        assert "authentication failed for user 'root'" in c.system_log()
+        failed = "Authentication: root@127.0.0.1 Authentication failed (HTTP/S)."
+        assert failed in c.audit_log()
 
 
 def test_untrusted_certificate_and_insecure(https: TlsServer) -> None:

@@ -222,8 +222,8 @@ def test_forwarded_for_is_ignored_without_a_trusted_proxy(fresh: Server) -> None
     # Five failures are free, then delays of 0.25, 0.5, 1, 2 s: 3.75 s for nine.
     assert _wrong_logins(fresh, 9, forged=True) >= 3.5
     with client_for(fresh) as admin:
-        log = admin.get("/axis-cgi/systemlog.cgi").text
-    assert "from 127.0.0.1" in log
+        log = admin.get("/axis-cgi/systemlog.cgi").text + admin.get("/axis-cgi/auditlog.cgi").text
+    assert "root@127.0.0.1 Authentication failed" in log
     assert "198.51.100." not in log and "<script>" not in log
 
 
@@ -232,10 +232,10 @@ def test_forwarded_for_is_honoured_from_a_trusted_proxy(tmp_path: Path) -> None:
     try:
         assert _wrong_logins(server, 9, forged=True) < 3.0  # nine addresses: none throttled
         with client_for(server) as admin:
-            log = admin.get("/axis-cgi/systemlog.cgi").text
-        assert "for user 'root' from 198.51.100.2:" in log
+            log = admin.get("/axis-cgi/auditlog.cgi").text
+        assert "Authentication: root@198.51.100.2 Authentication failed (HTTP/S)." in log
         assert "<script>" not in log  # not an address: the proxy's own was used
-        assert "from 127.0.0.1: wrong password" in log
+        assert "Authentication: root@127.0.0.1 Authentication failed (HTTP/S)." in log
     finally:
         server.stop()
 

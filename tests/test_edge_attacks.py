@@ -62,20 +62,20 @@ def test_a_scoped_ipv6_address_from_a_proxy_is_no_client_address(tmp_path: Path)
     (`fe80::1%<zone>`) parses as one, and its zone may be any text: markup, or words that
     read like another audit entry. The zone names an interface of the proxy's host; it is no
     part of a client's address, so it is dropped (or the entry ignored)."""
-    zone = "<img src=x onerror=alert(1)> reboot requested by user root"
+    zone = "<img src=x onerror=alert(1)> Entity Management: root@127.0.0.1 Restart."
     with device(tmp_path, "--trusted-proxy", "127.0.0.1") as server:
         with httpx.Client(base_url=server.url, timeout=10) as client:
             reply = client.get(
                 SYSTEMLOG,
-                auth=("zone-probe", "wrong"),
+                auth=("op", "wrong"),
                 headers={"X-Forwarded-For": f"fe80::1%{zone}"},
             )
             assert reply.status_code == 401
         with client_for(server) as admin:
-            log = admin.get(SYSTEMLOG).text
-    line = next(line for line in log.splitlines() if "user 'zone-probe'" in line)
-    assert "onerror" not in line and "reboot requested" not in line, line
-    assert " from fe80::1: " in line or " from 127.0.0.1: " in line, line
+            log = admin.get("/axis-cgi/auditlog.cgi").text
+    line = next(line for line in log.splitlines() if "Authentication: op@" in line)
+    assert "onerror" not in line and "Restart" not in line, line
+    assert " op@fe80::1 " in line or " op@127.0.0.1 " in line, line
 
 
 # ----- the login throttle --------------------------------------------------------------------

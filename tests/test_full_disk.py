@@ -122,7 +122,7 @@ def test_keep_free_floor_pauses_and_resumes(small_fs: Path) -> None:
         log = _log(client)
         assert all(msg in log for msg in during)  # in the volatile log
         assert "[ WARNING ] vapixlog[" in log
-        assert "persistent logging paused: less than 1048576 bytes free" in log
+        assert "persistent log paused: less than 1048576 bytes free" in log
         _check_stored_once(server, before)
         assert not [m for m in _stored(server) if m.startswith("during ")]
 
@@ -130,8 +130,8 @@ def test_keep_free_floor_pauses_and_resumes(small_fs: Path) -> None:
         after = [f"after {i}" for i in range(5)]
         assert all(_write(client, msg) == [] for msg in after)
         log = _log(client)
-        assert "persistent logging resumed: " in log
-        resumed = log.split("persistent logging resumed: ")[1].split(" ")[0]
+        assert "persistent log resumed: " in log
+        resumed = log.split("persistent log resumed: ")[1].split(" ")[0]
         assert int(resumed) >= len(during)
         _check_stored_once(server, before + after)
         assert server.proc is not None and server.proc.poll() is None
@@ -154,7 +154,7 @@ def test_disk_full_to_the_last_byte_with_no_floor(small_fs: Path) -> None:
         assert warned == during  # no byte left: nothing can be stored
         log = _log(client)
         assert all(msg in log for msg in during)
-        assert "persistent logging paused" in log or "persistent log write failed" in log
+        assert "persistent log paused" in log or "persistent log write failed" in log
         _check_stored_once(server, before)
         assert not [m for m in _stored(server) if m.startswith("during ")]
 
@@ -176,7 +176,7 @@ def test_disk_full_to_the_last_byte_with_no_floor(small_fs: Path) -> None:
         after = [f"after {i}" for i in range(5)]
         assert all(_write(client, msg) == [] for msg in after)
         log = _log(client)
-        assert "persistent logging resumed: " in log or "works again: " in log
+        assert "persistent log resumed: " in log or "works again: " in log
         _check_stored_once(server, before + after)
         assert server.proc is not None and server.proc.poll() is None
     finally:
@@ -219,8 +219,8 @@ def test_enospc_from_the_kernel_at_a_rotation(small_fs: Path) -> None:
         after = [f"after {i}" for i in range(5)]
         assert all(_write(client, msg) == [] for msg in after)
         log = _log(client)
-        assert "persistent logging works again: " in log
-        lost = log.split("persistent logging works again: ")[1].split(" ")[0]
+        assert "persistent log works again: " in log
+        lost = log.split("persistent log works again: ")[1].split(" ")[0]
         assert int(lost) >= len(warned)  # and the service's own entries meanwhile
         _check_stored_once(server, before + acked + after)
         assert server.proc is not None and server.proc.poll() is None

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from remotesyslog_api import call, post, rpc, setup, system_log
+from remotesyslog_api import audit_log, call, post, rpc, setup, system_log
 from servers import USERS, Server
 
 SIX = ["address", "port", "protocol", "syslogFormat", "severity", "type"]
@@ -326,7 +326,8 @@ def test_a_page_of_another_site_is_refused(shared_server: Server) -> None:
 
 
 def audit_lines(server: Server) -> list[str]:
-    return [line for line in system_log(server) if "] audit[" in line and "remote syslog" in line]
+    """The remote syslog entries of the audit log (AXIS OS 12.5+, the default profile)."""
+    return [line for line in audit_log(server) if "API.RemoteSyslog1" in line]
 
 
 def test_settings_survive_a_crash_and_changes_are_audited(server: Server) -> None:
@@ -351,20 +352,21 @@ def test_settings_survive_a_crash_and_changes_are_audited(server: Server) -> Non
     setup(server, *servers)
     rpc(server, "disable")
     audited = audit_lines(server)
-    assert [line.split(": ", 1)[1] for line in audited] == [
-        "remote syslog set up by user root from 127.0.0.1: UDP 127.0.0.1:1514 AXIS Debug All; "
-        "TLS 127.0.0.2:6514 RFC5424 Error Audit",
-        "remote syslog disabled by user root from 127.0.0.1",
+    assert [line.split("]: ", 1)[1] for line in audited] == [
+        "API Activity: root@127.0.0.1 configured API.RemoteSyslog1.Servers (UDP 127.0.0.1:1514 "
+        "AXIS Debug All; TLS 127.0.0.2:6514 RFC5424 Error Audit).",
+        "API Activity: root@127.0.0.1 configured API.RemoteSyslog1.Enabled (false).",
     ]
-    assert all("[ NOTICE  ]" in line for line in audited)
+    assert all("[ INFO    ] audit[" in line for line in audited)
+    assert not [line for line in system_log(server) if "API.RemoteSyslog1" in line]
     server.stop(signal.SIGKILL)
     server.start()
     assert rpc(server, "status")["data"] == {"enabled": False, "servers": servers}
     assert rpc(server, "enable")["data"] == {"enabled": True, "servers": servers}
-    assert [line.split(": ", 1)[1] for line in audit_lines(server)] == [
-        "remote syslog enabled by user root from 127.0.0.1"
-    ]
+    assert [line.split("]: ", 1)[1] for line in audit_lines(server)][2:] == [
+        "API Activity: root@127.0.0.1 configured API.RemoteSyslog1.Enabled (true)."
+    ]  # after those of the previous boot: the audit log survives the crash
     # Status and test change nothing and are not audited.
     rpc(server, "status")
     rpc(server, "test")
-    assert len(audit_lines(server)) == 1
+    assert len(audit_lines(server)) == 3

@@ -82,14 +82,15 @@ def test_entries_arrive_as_the_device_wrote_them(
     found = rsyslog.wait_for(name, containing(marker), start=start)
     assert len(found) == 1
     assert_as_sent(found[0], *device_line(device, marker), syslog_format)
-    # A system entry: the audit entry of the setup itself, written once the server is in use.
+    # An audit entry (type All forwards the audit log too): that of the setup itself, written
+    # once the server is in use.
     audit = (
-        f"remote syslog set up by user root from 127.0.0.1: {server['protocol']} "
-        f"127.0.0.1:{server['port']} {syslog_format} Debug All"
+        f"API Activity: root@127.0.0.1 configured API.RemoteSyslog1.Servers "
+        f"({server['protocol']} 127.0.0.1:{server['port']} {syslog_format} Debug All)."
     )
     found = rsyslog.wait_for(name, containing(audit), start=start)
     assert len(found) == 1
-    assert_as_sent(found[0], *device_line(device, audit), syslog_format)
+    assert_as_sent(found[0], *device_line(device, audit, audit=True), syslog_format)
 
 
 def test_severity_threshold_and_type_audit(device: Server, rsyslog: Rsyslog) -> None:
@@ -102,21 +103,22 @@ def test_severity_threshold_and_type_audit(device: Server, rsyslog: Rsyslog) -> 
     marker = uuid.uuid4().hex
     for severity in range(8):
         write(device, f"{marker} {severity}", severity=severity)
-    # An audit event: a failed login (WARNING, tag audit).
+    # An audit event: a failed login (INFO, process httpd, in the audit log of 12.5+).
     failed = httpx.get(device.url + "/axis-cgi/systemlog.cgi", auth=("root", "wrong"), timeout=10)
     assert failed.status_code == 401
     passed = rsyslog.wait_for("udp", containing(marker), start=start["udp"], count=5)
-    audit = rsyslog.wait_for(
-        "tcp", containing("authentication failed for user 'root'"), start=start["tcp"]
-    )
+    login = "Authentication: root@127.0.0.1 Authentication failed (HTTP/S)."
+    audit = rsyslog.wait_for("tcp", containing(login), start=start["tcp"])
     time.sleep(0.3)  # anything more would have arrived by now
     passed = rsyslog.wait_for("udp", containing(marker), start=start["udp"], timeout=0)
     assert sorted(record["severity"] for record in passed) == ["0", "1", "2", "3", "4"]
-    assert len(audit) == 1 and audit[0]["severity"] == "4"
+    # Type Audit: every audit event whatever the threshold (they are all INFO), nothing else.
+    assert len(audit) == 1 and audit[0]["severity"] == "6" and audit[0]["appname"] == "httpd"
     audited = rsyslog.records("tcp")[start["tcp"] :]
-    assert {record["appname"] for record in audited} == {"audit"}  # setup, failed login
-    assert len(audited) == 2
-    assert any("authentication failed" in r["msg"] for r in rsyslog.records("udp")[start["udp"] :])
+    assert all(r["msg"].startswith(("API Activity: ", "Authentication: ")) for r in audited)
+    assert not [r for r in audited if marker in r["msg"]]
+    # Type All at Warning: the threshold applies to audit events too (INFO: not sent).
+    assert not [r for r in rsyslog.records("udp")[start["udp"] :] if login in r["msg"]]
 
 
 def test_test_sends_one_message_per_severity_at_or_above_the_threshold(

@@ -42,6 +42,7 @@ TEXT_SECTIONS = [
     "System log",
     "Persistent system log",
     "Access log",
+    "Audit log",  # AXIS OS 12.5+, as the default profile
 ]
 THRESHOLDS = {
     "var/log/info.log": Severity.INFO,
@@ -49,7 +50,8 @@ THRESHOLDS = {
     "var/log/error.log": Severity.ERROR,
     "var/log/critical.log": Severity.CRITICAL,
 }
-TAR_ALL = ["var/log/messages", *THRESHOLDS, "var/log/persist-all.log"]
+AUDIT_MEMBER = "var/lib/syslog-ng/audit.log"
+TAR_ALL = ["var/log/messages", *THRESHOLDS, "var/log/persist-all.log", AUDIT_MEMBER]
 UPTIME = re.compile(
     r" \d\d:\d\d:\d\d up (\d+ days?, )?( ?\d+:\d\d|\d+ min),  0 users,  "
     r"load average: \d+\.\d\d, \d+\.\d\d, \d+\.\d\d"
@@ -69,6 +71,8 @@ def report_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     persistent.mkdir(parents=True)
     seeded = log_line("seeded-before-start") + "\n"
     (persistent / "messages-000001.log").write_bytes(seeded.encode() + TORN)
+    # The identity first, so the users added before the start have this device's realm.
+    (state / "identity.json").write_text(json.dumps({"serial": SERIAL, "hostname": HOST}))
     server = start_server(state, "--hostname", HOST, "--serial", SERIAL)
     yield server
     if server.proc:
@@ -300,7 +304,7 @@ def test_tar_all_without_a_persistent_log(server: Server) -> None:
     response = httpx.get(server.url + CGI, params={"mode": "tar_all"}, auth=AUTH)
     serial = json.loads((server.state_dir / "identity.json").read_text())["serial"]
     check_download(response, "tar", serial)
-    assert list(tar_files(response.content)) == TAR_ALL[:-1]
+    assert list(tar_files(response.content)) == [*TAR_ALL[:-2], AUDIT_MEMBER]
 
 
 def test_tar_kernel_log(admin: httpx.Client) -> None:

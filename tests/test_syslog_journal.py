@@ -344,7 +344,7 @@ def test_keep_free_floor_pauses_and_resumes(make_journal: Factory) -> None:
     assert [ok for _, ok in rec.reports] == [False, False, False]
     assert journal.paused
     assert rec.messages(Severity.WARNING) == [
-        f"persistent logging paused: less than {1 << 62} bytes free on {journal.dir}"
+        f"persistent log paused: less than {1 << 62} bytes free on {journal.dir}"
     ]
     journal.request_flush("flush")
     rec.wait_for(4)
@@ -355,7 +355,7 @@ def test_keep_free_floor_pauses_and_resumes(make_journal: Factory) -> None:
     assert rec.result("kept") is True
     assert not journal.paused
     assert rec.messages(Severity.NOTICE) == [
-        "persistent logging resumed: 3 entries were not stored while paused"
+        "persistent log resumed: 3 entries were not stored while paused"
     ]
     assert content(journal) == b"kept\n"
 
@@ -415,7 +415,7 @@ def test_write_error_leaves_no_partial_line(
     assert rec.result("later") is True
     assert path.read_bytes().endswith(b"\nlater\n")
     assert b"b" not in path.read_bytes()
-    assert rec.messages(Severity.NOTICE)[0].startswith("persistent logging works again: ")
+    assert rec.messages(Severity.NOTICE)[0].startswith("persistent log works again: ")
 
 
 def test_close_drains_everything(make_journal: Factory) -> None:

@@ -1,7 +1,8 @@
 """The log page (`/`, `/logs`) in headless Chromium (Debian's, driven by Playwright) against a
 real server, and its live feed (`/logs/events`, server-sent events) with httpx.
 
-Screenshots go to test-artifacts/ (logs-admin.png, logs-viewer.png, logs-phone.png); the
+Screenshots go to test-artifacts/ (logs-admin.png, logs-viewer.png, logs-phone.png,
+logs-new-boot.png, logs-highlight.png); the
 admin one is copied to docs/logs-page.png when VAPIXLOG_UPDATE_DOCS=1 is set."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -32,6 +34,7 @@ from vapixlog.web.logs import MAX_FOLLOWERS, QUEUE_LINES, Follower
 DOCS = Path(__file__).parents[1] / "docs"
 API = "/config/rest/log/v1"
 DESKTOP = {"width": 1280, "height": 800}
+SMALL_DESKTOP = {"width": 1024, "height": 700}
 PHONE = {"width": 390, "height": 844}
 
 
@@ -70,6 +73,7 @@ class Tab:
         self.page: Page = self.context.new_page()
         self.foreign: list[str] = []
         self.errors: list[str] = []
+        self.requests: list[str] = []  # every URL the page asked for, in order
         device_netloc = urlsplit(server.url).netloc
 
         def guard(route: Route, request: Request) -> None:
@@ -81,6 +85,7 @@ class Tab:
 
         self.page.route("**/*", guard)
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("request", lambda request: self.requests.append(request.url))
         self.page.goto(server.url + "/")
         self.page.wait_for_function("() => document.getElementById('who').textContent !== ''")
 
@@ -113,6 +118,13 @@ def set_persistent(server: Server, enabled: bool) -> None:
     with client_for(server) as admin:
         reply = admin.patch(f"{API}/persistent/enabled", json={"data": enabled})
         assert reply.status_code == 200, reply.text
+
+
+def audit_log(server: Server) -> str:
+    with client_for(server) as admin:
+        reply = admin.get("/axis-cgi/auditlog.cgi")
+        assert reply.status_code == 200, reply.text
+        return reply.text
 
 
 def unique(prefix: str) -> str:
@@ -211,7 +223,7 @@ def test_admin_switches_persistence_clears_and_writes(browser: Browser, device: 
         "() => document.getElementById('persistent-note').textContent.includes('is on')"
     )
     tab.wait_live()
-    tab.row("persistent logging enabled by").first.wait_for(timeout=3_000)
+    assert "configured log.v1.persistent.enabled (true)." in audit_log(device)
 
     # Write a message with a severity picked in the form.
     message = unique("from the form")
@@ -244,7 +256,7 @@ def test_admin_switches_persistence_clears_and_writes(browser: Browser, device: 
     page.wait_for_function(
         "() => document.getElementById('admin-result').textContent.includes('was')"
     )
-    tab.row("persistent log cleared by").first.wait_for(timeout=3_000)
+    assert "configured log.v1.persistent.clearLog ({})." in audit_log(device)
     assert message not in device.persistent_text()
 
     # The server report link is the tar_all download.
@@ -278,6 +290,24 @@ def test_non_admins_see_the_switch_read_only(browser: Browser, device: Server, u
         assert not page.locator("#remote-syslog").is_visible()
         assert "remote_syslog" not in status(device, user)
         assert page.locator("#log .row").count() == 0
+        # Not an empty panel: what the role may see, and what needs an admin, named as such
+        # and never fetched (remotesyslog.cgi and auditlog.cgi are admin-only).
+        page.wait_for_function("() => document.getElementById('facts').children.length > 0")
+        facts = page.eval_on_selector_all(
+            "#facts dt",
+            "(dts) => Object.fromEntries(dts.map((dt) => "
+            "[dt.textContent, [dt.nextElementSibling.textContent, "
+            "dt.nextElementSibling.classList.contains('locked')]]))",
+        )
+        assert facts["Persistent logging"] == ["On", False]
+        assert " used of 64.0 MiB" in facts["Persistent storage"][0]
+        assert " lines, " in facts["Log in memory"][0]
+        assert facts["Device clock"][0].endswith(" UTC" + status(device)["time"][-6:])
+        locked = [name for name, (_, admin_only) in facts.items() if admin_only]
+        assert locked == ["The system log", "Remote syslog settings", "Audit log"]
+        assert all(facts[name][0].startswith("Admin only") for name in locked)
+        assert [u for u in tab.requests if "remotesyslog.cgi" in u or "auditlog.cgi" in u] == []
+        assert not page.locator("#audit").is_visible()
         if user == "viewer":
             screenshot(page, "logs-viewer.png")
         tab.close()
@@ -387,13 +417,138 @@ def test_phone_width_has_no_horizontal_overflow(browser: Browser, device: Server
     tab.close()
 
 
+def test_long_lines_times_highlights_audit_and_the_write_limit(
+    browser: Browser, device: Server
+) -> None:
+    token = unique("Needle")
+    long_message = f"{token} long " + "x" * (4096 - len(token) - 6)
+    write(device, long_message, 4)
+    write(device, f"short {token} and {token.upper()} again")
+    write(device, f"{token} <b>bold</b> <img src=x onerror=window.pwned=1>")
+    set_persistent(device, True)
+    set_persistent(device, False)  # an audit entry the card shows (a change is audited)
+    tab = Tab(browser, device, "root", DESKTOP)
+    tab.wait_live()
+    page = tab.page
+
+    # Times say their date and zone: a title on each, a note on the device's offset.
+    offset = status(device)["time"][-6:]
+    title = tab.row("short " + token).locator("time.t").get_attribute("title") or ""
+    assert re.fullmatch(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{{3}} UTC\{offset}", title), title
+    assert page.inner_text("#tz-note") == f"Times are the device's (UTC{offset})"
+
+    # A 4096-character line is clamped to a few lines; its button (keyboard) or a click on
+    # it opens and closes it.
+    row = tab.row(token + " long")
+    more = row.locator("button.more")
+    assert re.fullmatch(r"Show all 41\d\d characters", more.inner_text())  # the whole line
+    assert more.get_attribute("aria-expanded") == "false"
+    clamped = (row.bounding_box() or {})["height"]
+    assert clamped < 130, clamped
+    more.focus()
+    page.keyboard.press("Enter")
+    assert more.get_attribute("aria-expanded") == "true"
+    opened = (row.bounding_box() or {})["height"]
+    assert opened > 4 * clamped, (clamped, opened)
+    assert more.inner_text() == "Show less"
+    row.locator(".clip").click()
+    assert more.get_attribute("aria-expanded") == "false"
+    assert (row.bounding_box() or {})["height"] == clamped
+
+    # Text-filter matches are highlighted: <mark> elements around text, never markup.
+    page.fill("#filter-text", token.lower())
+    page.wait_for_function(
+        "(t) => document.querySelectorAll('#log mark').length === 4 && "
+        "[...document.querySelectorAll('#log .row:not(.marker)')]"
+        ".every((r) => r.textContent.toLowerCase().includes(t))",
+        arg=token.lower(),
+    )
+    marks = tab.row("short " + token).locator("mark").all_inner_texts()
+    assert marks == [token, token.upper()]
+    row.scroll_into_view_if_needed()
+    screenshot(page, "logs-highlight.png")
+    page.fill("#filter-text", "<b>bold</b> <img")
+    page.wait_for_function("() => document.querySelectorAll('#log mark').length === 1")
+    assert page.locator("#log mark").inner_text() == "<b>bold</b> <img"
+    assert page.locator("#log b, #log img").count() == 0
+    assert page.evaluate("() => window.pwned") is None
+    page.fill("#filter-text", "")
+
+    # The audit log card (AXIS OS 12.5+): the newest entries first, as text.
+    page.wait_for_selector("#audit[data-state='shown']")
+    entries = page.eval_on_selector_all("#audit-lines li", "(lis) => lis.map((li) => li.innerText)")
+    assert 0 < len(entries) <= 20
+    assert any("log.v1.persistent.enabled (false)" in entry for entry in entries)
+    tags = page.eval_on_selector_all("#audit-lines li *", "(els) => els.map((e) => e.tagName)")
+    assert set(tags) <= {"TIME", "SPAN"}
+
+    # maxlength cuts silently: the form says when the limit is reached, and what a paste lost.
+    page.fill("#write-message", "y" * 5000)
+    assert page.eval_on_selector("#write-message", "(i) => i.value.length") == 4096
+    note = page.locator("#write-count")
+    assert note.inner_text() == "4096 of 4096 characters: the limit. Anything longer is cut."
+    assert "limit" in (note.get_attribute("class") or "")
+    page.fill("#write-message", "")
+    assert note.inner_text() == ""
+    tab.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=device.url)
+    page.evaluate("(n) => navigator.clipboard.writeText('z'.repeat(n))", 5000)
+    page.fill("#write-message", "abc")
+    page.keyboard.press("Control+V")
+    page.wait_for_function("() => document.getElementById('write-count').textContent !== ''")
+    assert note.inner_text() == (
+        "The pasted text had 5000 characters; only 4093 fit: a message holds at most 4096 "
+        "(4096 of 4096 now)."
+    )
+    tab.close()
+
+
+def test_no_audit_card_before_axis_os_12_5(browser: Browser, tmp_path: Path) -> None:
+    server = start_server(tmp_path / "state", "--firmware", "12.4")
+    try:
+        tab = Tab(browser, server, "root", DESKTOP)
+        tab.page.wait_for_selector("#audit[data-state='absent']", state="attached")
+        assert not tab.page.locator("#audit").is_visible()
+        assert [u for u in tab.requests if "auditlog.cgi" in u] != []  # asked once, 404
+        tab.wait_live()
+        tab.close()
+    finally:
+        if server.proc:
+            server.stop()
+
+
 def test_page_follows_the_device_across_a_reboot(browser: Browser, tmp_path: Path) -> None:
     server = start_server(tmp_path / "state", "--reboot-downtime", "0.5")
     try:
         first_boot = status(server)["boot_id"]
-        tab = Tab(browser, server, "root", DESKTOP)
+        # A small desktop: the status row's longer texts would not fit on one line there.
+        tab = Tab(browser, server, "root", SMALL_DESKTOP)
         tab.wait_live()
         page = tab.page
+        before = unique("just before the reboot")
+        write(server, before)
+        tab.row(before).wait_for(timeout=2_000)
+        # Watch, frame by frame, what the status row says and where the log, the text filter
+        # and the status row are: the reboot's messages must not move any of them.
+        page.evaluate(
+            """() => {
+            const $ = (id) => document.getElementById(id);
+            const say = () => $('stream-state').textContent + ' | ' + $('device').textContent;
+            const where = () => {
+                const log = $('log').getBoundingClientRect();
+                const text = $('filter-text').getBoundingClientRect();
+                const row = $('stream-state').getBoundingClientRect();
+                return [log.top, text.left, text.width, row.top, row.height].join(' ');
+            };
+            window.layout = {places: [where()], said: [say()]};
+            const tick = () => {
+                const seen = window.layout;
+                if (seen.places.at(-1) !== where()) seen.places.push(where());
+                if (seen.said.at(-1) !== say()) seen.said.push(say());
+                window.layoutFrame = requestAnimationFrame(tick);
+            };
+            window.layoutFrame = requestAnimationFrame(tick);
+        }"""
+        )
         with client_for(server) as admin:
             rpc = {"apiVersion": "1.0", "method": "reboot"}
             assert "error" not in admin.post("/axis-cgi/firmwaremanagement.cgi", json=rpc).json()
@@ -401,8 +556,8 @@ def test_page_follows_the_device_across_a_reboot(browser: Browser, tmp_path: Pat
             "() => document.getElementById('stream-state').textContent.includes('rebooting')"
         )
         assert tab.row(f"boot {first_boot}").count() >= 1
-        # Back with a new boot: the view is replaced by the new boot's log, which names the
-        # previous one.
+        # Back with a new boot: its log, which names the previous one, follows the old boot's
+        # lines below a divider.
         page.wait_for_function(
             "(old) => document.getElementById('stream-state').dataset.state === 'live' && "
             "document.getElementById('log').textContent.includes(`previous boot ${old}`)",
@@ -411,13 +566,33 @@ def test_page_follows_the_device_across_a_reboot(browser: Browser, tmp_path: Pat
         )
         new_boot = status(server)["boot_id"]
         assert new_boot != first_boot
-        assert tab.row("reboot requested by user root").count() == 0  # the old boot's
+        assert tab.row(f"ending boot {first_boot}").count() == 0  # the old boot's
         tab.row(f"boot {new_boot}").wait_for(timeout=2_000)
         page.wait_for_function(
             "(boot) => document.getElementById('device').textContent.includes(boot)",
             arg=new_boot[:8],
             timeout=10_000,
         )
+        divider = page.locator("#log .row.boot")
+        assert divider.count() == 1
+        assert divider.inner_text() == f"\u2014 new boot {new_boot[:8]} \u2014"
+        assert new_boot in (divider.get_attribute("title") or "")
+        order = page.evaluate(
+            """([old, previous]) => {
+            const rows = [...document.querySelectorAll('#log .row')];
+            const at = (text) => rows.findIndex((r) => r.textContent.includes(text));
+            return [at(old), rows.findIndex((r) => r.classList.contains('boot')), at(previous)];
+        }""",
+            [before, f"previous boot {first_boot}"],
+        )
+        assert -1 < order[0] < order[1] < order[2], order
+        layout = page.evaluate(
+            "() => { cancelAnimationFrame(window.layoutFrame); return window.layout; }"
+        )
+        assert any("rebooting" in said for said in layout["said"]), layout
+        assert len(layout["places"]) == 1, layout  # nothing moved
+        divider.scroll_into_view_if_needed()
+        screenshot(page, "logs-new-boot.png")
         tab.close()
     finally:
         if server.proc:

@@ -26,6 +26,7 @@ from vapixlog.auth.throttle import LoginPolicy
 from vapixlog.cgi import (
     accesslog,
     apidiscovery,
+    auditlog,
     firmware,
     logquery,
     remotesyslog,
@@ -42,8 +43,14 @@ from vapixlog.edge import harden
 from vapixlog.syslog.access import AccessLogMiddleware
 from vapixlog.web import logs as logs_page
 
-# Paths any client may call without logging in, as on devices.
-_ANONYMOUS = frozenset({systemready.PATH, apidiscovery.PATH})
+
+def _anonymous_paths(device: Device) -> frozenset[str]:
+    """Paths any client may call without logging in, as on devices: apidiscovery.cgi
+    demands a login on some firmware (10.12)."""
+    anonymous = {systemready.PATH}
+    if device.config.profile.apidiscovery_anonymous:
+        anonymous.add(apidiscovery.PATH)
+    return frozenset(anonymous)
 
 
 class PathPrefixDispatch:
@@ -71,26 +78,33 @@ def create_app(
     auth_policy: AuthPolicy = AuthPolicy.ANY,
     https: bool = False,
     brute_force_protection: bool = True,
+    realm: str | None = None,
 ) -> ASGIApp:
     """The device's HTTP interface; `power` carries out reboots (none: reboot answers 423);
     `trusted_proxies` may set client addresses with `X-Forwarded-For` (`vapixlog.edge`);
     `auth_policy` and `https` decide the schemes offered (`vapixlog.auth.policy`);
     `brute_force_protection` blocks guessing addresses as devices do
-    (`vapixlog.auth.bruteforce`), else failed logins are throttled (`vapixlog.auth.throttle`)."""
+    (`vapixlog.auth.bruteforce`), else failed logins are throttled (`vapixlog.auth.throttle`);
+    `realm` is the device's Basic and Digest realm, one of `users.realms` (default: the
+    store's own; `serve` passes `AXIS_<serial>` of each device)."""
+    realm = realm or users.realm
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await device.start()
+        accounts_changed()  # changes made while the device was down
         try:
             yield
         finally:
             await device.stop()
 
-    apis = [log_api.bind(device)]
+    profile = device.config.profile
+    # AXIS OS 10.x has no DCA at all: no discovery, no /config/rest (404), no DCA web UI.
+    apis = [log_api.bind(device)] if profile.dca else []
     markdown, openapi = discovery.browsable_documents(apis)
     routes = [
-        *discovery.routes(apis, firmware=device.firmware),
-        *web.routes(markdown=markdown, openapi=openapi),
+        *(discovery.routes(apis, firmware=device.firmware) if profile.dca else []),
+        *(web.routes(markdown=markdown, openapi=openapi) if profile.dca else []),
         *logs_page.routes(device),
         # Every method reaches these two: they answer all but GET with 405 themselves.
         *(
@@ -100,6 +114,10 @@ def create_app(
         *(
             Route(path, accesslog.endpoint(device), methods=logquery.ROUTE_METHODS)
             for path in accesslog.PATHS
+        ),
+        *(
+            Route(path, auditlog.endpoint(device), methods=auditlog.ROUTE_METHODS)
+            for path in (auditlog.PATHS if device.config.profile.audit_log else ())
         ),
         Route(
             "/axis-cgi/serverreport.cgi",
@@ -116,34 +134,48 @@ def create_app(
     pages = Starlette(routes=routes, lifespan=lifespan)
     rest = DcaApp(apis, max_body=max_body, unavailable=device.unavailable_reason)
     offered = schemes(auth_policy, https=https)
-    dispatch: ASGIApp = PathPrefixDispatch(PREFIX, rest, pages)
+    dispatch: ASGIApp = PathPrefixDispatch(PREFIX, rest, pages) if profile.dca else pages
     if device.access_log.successes:  # off (as devices): not even a wrapper per request
         dispatch = AccessLogMiddleware(dispatch, device.access_log, user_key=USER_SCOPE_KEY)
 
+    def known(user: str | None) -> bool:
+        return user is not None and users.get(user) is not None
+
     def failed_access(user: str | None, client: str, path: str) -> None:
-        known = user is not None and users.get(user) is not None
-        device.access_log.failure(user, known, client, path)
+        device.access_log.failure(user, known(user), client, path)
+
+    def failed_login(user: str | None, client: str, reason: str) -> None:
+        device.audit_login(user if known(user) else None, client, ok=False)
+
+    def logged_in(user: str, client: str) -> None:
+        device.audit_login(user, client, ok=True)
+
+    def accounts_changed() -> None:
+        device.audit_accounts(users.accounts(realm))
 
     authenticated = AuthMiddleware(
         dispatch,
         store=users,
-        digest=DigestAuthority(users.realm, algorithms=offered.digest) if offered.digest else None,
+        digest=DigestAuthority(realm, algorithms=offered.digest) if offered.digest else None,
+        realm=realm,
         basic=offered.basic,
-        on_failure=device.audit_auth_failure,
+        on_failure=failed_login,
+        on_success=logged_in,
+        on_users_changed=accounts_changed,
         on_throttle=device.audit_warning,
         login_policy=None if brute_force_protection else LoginPolicy(),
         block=BruteForceBlock() if brute_force_protection else None,
         on_block=device.audit_block,
         on_access_failure=failed_access,
-        public_paths=_ANONYMOUS.__contains__,
+        public_paths=_anonymous_paths(device).__contains__,
     )
     return harden(
         authenticated,
         json_rpc_versions={
             firmware.PATH: firmware.API_VERSION,
             systemready.PATH: device.config.systemready_version,
-            apidiscovery.PATH: apidiscovery.API_VERSION,
-            remotesyslog.PATH: remotesyslog.API_VERSION,
+            apidiscovery.PATH: profile.apidiscovery_version,
+            remotesyslog.PATH: profile.remote_syslog.api_version,
         },
         unsafe_gets=[restart.PATH],
         trusted_proxies=trusted_proxies,

@@ -8,8 +8,10 @@ entries that name who did it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -18,15 +20,25 @@ from typing import Any
 
 import orjson
 
+from vapixlog.auth.users import Role
 from vapixlog.files import write_atomic
 from vapixlog.forward.service import RemoteSyslog, install_ca
+from vapixlog.profiles import FirmwareProfile, default_profile
 from vapixlog.ratelimit import DEFAULT_WRITE_RATE, Rate, WriteLimiter
 from vapixlog.severity import Severity
-from vapixlog.syslog.access import DEFAULT_MAX_ENTRIES, AccessLog
+from vapixlog.syslog import audit as events
+from vapixlog.syslog.access import DEFAULT_MAX_ENTRIES, UNKNOWN_USER, AccessLog
+from vapixlog.syslog.audit import AuditLimits, AuditLog
 from vapixlog.syslog.system_log import AUDIT_TAG, LogLimits, SystemLog
 
 _log = logging.getLogger(__name__)
 AXIS_OUI = "ACCC8E"  # the MAC prefix of Axis devices; serials are the MAC in hex
+# The Log API's settings as audit entries name them (`<api>.v<N>.<path>`, audit-log.md §4).
+PERSISTENT_SETTING = "log.v1.persistent.enabled"
+CLEAR_ACTION = "log.v1.persistent.clearLog"
+LOGIN_AUDIT_SECONDS = 300.0
+ACCOUNTS_FILE = "accounts.json"  # the user accounts as the audit last saw them
+_MAX_LOGINS_KEPT = 10_000
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -39,6 +51,16 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     write_atomic(path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
+
+
+def _load_accounts(path: Path) -> dict[str, tuple[Role, str]]:
+    """What `Device.audit_accounts` saved; entries it cannot read count as absent."""
+    accounts = {}
+    for name, value in _read_json(path).items():
+        if isinstance(value, list) and len(value) == 2 and isinstance(value[1], str):
+            with contextlib.suppress(ValueError):
+                accounts[name] = (Role(value[0]), value[1])
+    return accounts
 
 
 @dataclass(frozen=True)
@@ -82,12 +104,19 @@ class DeviceConfig:
     hostname: str | None = None
     limits: LogLimits = field(default_factory=LogLimits)
     rate_limit: Rate | None = DEFAULT_WRITE_RATE  # writeMessage per (user, address)
-    firmware_version: str = "12.11.77"  # the AXIS OS version the spec's captures come from
-    systemready_version: str = "1.5"  # what systemready.cgi answers (1.2, 1.4 or 1.5)
+    # What differs between AXIS OS versions (paths, methods, CGIs); 12.11.77 by default.
+    profile: FirmwareProfile = field(default_factory=default_profile)
+    systemready_override: str | None = None  # `serve --systemready-version`, else the profile's
     report_delay: float = 0.0  # seconds serverreport.cgi waits before its body (after headers)
     remote_syslog_ca: Path | None = None  # `serve --remote-syslog-ca`: copied into the state dir
     access_log: bool = False  # `serve --access-log on`: successful requests too (failures always)
     access_log_entries: int = DEFAULT_MAX_ENTRIES  # the access log's bound, in entries
+    audit_limits: AuditLimits = field(default_factory=AuditLimits)  # AXIS OS 12.5+ only
+
+    @property
+    def systemready_version(self) -> str:
+        """What systemready.cgi answers (1.2, 1.4 or 1.5)."""
+        return self.systemready_override or self.profile.systemready_version
 
 
 class Device:
@@ -99,7 +128,7 @@ class Device:
             self.state_dir / "identity.json", serial=config.serial, hostname=config.hostname
         )
         self.firmware = f"vapixlog {version('vapixlog')}"
-        self.firmware_version = config.firmware_version  # the AXIS OS version it claims
+        self.firmware_version = config.profile.version  # the AXIS OS version it claims
         self.firmware_part = "vapixlog"  # a device's product part number; ours names us
         self.reset_source = "poweron"  # why the previous boot ended: poweron, reboot, crash
         self.boot_id = ""
@@ -113,6 +142,8 @@ class Device:
         self.syslog: SystemLog
         self.write_limiter: WriteLimiter
         self.remote_syslog: RemoteSyslog
+        self.audit_log: AuditLog | None = None  # AXIS OS 12.5+: audit events go there
+        self._logins: dict[tuple[str, str], float] = {}  # (user, address) -> last audited
         # In memory, per boot: a reboot starts a new Device, so the log starts empty.
         self.access_log = AccessLog(
             hostname=self.identity.hostname,
@@ -141,6 +172,15 @@ class Device:
             limits=self.config.limits,
         )
         self.syslog.open(persistent_enabled=settings.get("persistent_enabled") is True)
+        if self.config.profile.audit_log:
+            self.audit_log = AuditLog(
+                self.state_dir,
+                hostname=self.identity.hostname,
+                notify=self.syslog.log,
+                limits=self.config.audit_limits,
+            )
+            self.audit_log.open()
+            self.audit_log.log(events.STARTED)
         self._start_remote_syslog()
         self.write_limiter = WriteLimiter(self.config.rate_limit, report=self._warn)
         self.syslog.log(
@@ -180,7 +220,9 @@ class Device:
                 install_ca(self.config.remote_syslog_ca, self.state_dir)
             except OSError as error:
                 ca_error = error
-        self.remote_syslog = RemoteSyslog(self.syslog, self.state_dir, audit=self.audit)
+        self.remote_syslog = RemoteSyslog(
+            self.syslog, self.state_dir, audit=self.audit, audit_log=self.audit_log
+        )
         self.remote_syslog.start()
         if ca_error is not None:  # the copy from an earlier start, if any, still applies
             self._warn(f"remote syslog: cannot install the CA certificates: {ca_error}")
@@ -198,7 +240,7 @@ class Device:
             await asyncio.to_thread(self.lifetime.save, self._lifetime_path)
         except OSError as error:
             self._warn(f"cannot count this restart in {self._lifetime_path.name}: {error}")
-        await self.audit(f"reboot requested by {actor}")
+        await self.audit(events.restart(actor))
 
     def cancel_reboot(self) -> None:
         """The reboot did not happen (a failed `--reboot-command`): serve again."""
@@ -211,6 +253,8 @@ class Device:
             Severity.NOTICE, f"{self._stop_reason}: ending boot {self.boot_id}, shutting down"
         )
         await self.remote_syslog.stop()  # after the shutdown entry, which it may forward
+        if self.audit_log is not None:
+            await self.audit_log.close()
         await self.syslog.close()
         try:
             ended = {"boot_id": self.boot_id, "clean_shutdown": True, "reason": self._stop_reason}
@@ -229,10 +273,10 @@ class Device:
             if enabled:
                 warning = await self._try_save_settings(enabled)
                 await self.syslog.set_persistent(True)
-                await self.audit(f"persistent logging enabled by {actor} (boot {self.boot_id})")
+                await self.audit(events.configured(actor, PERSISTENT_SETTING, "true"))
             else:
                 # Audited first, so the persistent log itself records where it stops.
-                await self.audit(f"persistent logging disabled by {actor} (boot {self.boot_id})")
+                await self.audit(events.configured(actor, PERSISTENT_SETTING, "false"))
                 await self.syslog.set_persistent(False)
                 warning = await self._try_save_settings(enabled)
             return warning
@@ -253,10 +297,23 @@ class Device:
     async def clear_persistent_log(self, *, actor: str) -> None:
         async with self._state_lock:
             await self.syslog.clear_persistent()
-            await self.audit(f"persistent log cleared by {actor}")
+            await self.audit(events.configured(actor, CLEAR_ACTION, "{}"))
 
-    async def audit(self, message: str) -> None:
-        await self.syslog.write(Severity.NOTICE, message, tag=AUDIT_TAG)
+    async def audit(self, message: str, *, process: str = events.PROCESS) -> None:
+        """An audit event (wording: `vapixlog.syslog.audit`), durable when this returns: in
+        the audit log on AXIS OS 12.5+, else a NOTICE entry tagged `audit` in the system log
+        (on disk only while persistent logging is on)."""
+        if self.audit_log is None:
+            await self.syslog.write(Severity.NOTICE, message, tag=AUDIT_TAG)
+        elif not await self.audit_log.write(message, process=process):
+            self._warn(f"audit entry not stored: {message}")
+
+    def audit_now(self, message: str, *, process: str = events.PROCESS) -> None:
+        """`audit` for callers that cannot wait (the authentication layer)."""
+        if self.audit_log is None:
+            self.syslog.log(Severity.NOTICE, message, tag=AUDIT_TAG)
+        else:
+            self.audit_log.log(message, process=process)
 
     def audit_warning(self, message: str) -> None:
         self.syslog.log(Severity.WARNING, message, tag=AUDIT_TAG)
@@ -269,21 +326,50 @@ class Device:
         mod_evasive in the system log, the remediation in the audit log)."""
         self.syslog.log(
             Severity.WARNING,
-            f"[evasive20:warn] [client {client}:{port}] Blocklisting address {client}: "
+            f"[evasive20:warn] [client {client}:{port}] {self.config.profile.block_word} "
+            f"address {client}: "
             "possible DoS attack.",
             tag="httpd",
         )
-        self.audit_warning(
-            f"Network Remediation Activity: Firewall blocked {client} (Authentication DoS)."
-        )
+        self.audit_now(events.firewall_blocked(client))
 
-    def audit_auth_failure(self, user: str | None, client: str, reason: str) -> None:
-        who = f"user {user!r}" if user else "a client"
-        self.syslog.log(
-            Severity.WARNING,
-            f"authentication failed for {who} from {client}: {reason}",
-            tag=AUDIT_TAG,
-        )
+    def audit_login(self, user: str | None, client: str, *, ok: bool) -> None:
+        """A login with a password; `user` None: a name the device does not know, never
+        written as sent (DECISIONS 20). A success is audited once per user and address in
+        `LOGIN_AUDIT_SECONDS` (DECISIONS 6): every request carries the credentials again."""
+        if ok and user is not None:
+            now = time.monotonic()
+            key = (user, client)
+            if now - self._logins.get(key, -LOGIN_AUDIT_SECONDS) < LOGIN_AUDIT_SECONDS:
+                return
+            if len(self._logins) >= _MAX_LOGINS_KEPT:
+                self._logins.clear()  # a bound, not a cache policy: at worst one more entry
+            self._logins[key] = now
+        who = events.actor(user or UNKNOWN_USER, client)
+        self.audit_now(events.authentication(who, ok=ok), process=events.HTTP_PROCESS)
+
+    def audit_accounts(self, accounts: dict[str, tuple[Role, str]]) -> None:
+        """Audit what changed in the user accounts since the device last looked (name ->
+        role and password fingerprint, kept in `accounts.json`): users are managed with
+        `vapixlog users`, locally, so the entries name no actor."""
+        path = self.state_dir / ACCOUNTS_FILE
+        known = _load_accounts(path)
+        for name in sorted(known.keys() | accounts.keys()):
+            before, after = known.get(name), accounts.get(name)
+            if before is None and after is not None:
+                self.audit_now(events.account_change("created", name, after[0]))
+            elif after is None and before is not None:
+                self.audit_now(events.account_change("deleted", name, before[0]))
+            elif before is not None and after is not None:
+                if before[0] != after[0]:
+                    self.audit_now(events.account_change("changed", name, after[0]))
+                if before[1] != after[1]:
+                    self.audit_now(events.account_change("changed", name, "Password Update"))
+        if accounts != known:
+            try:
+                _write_json(path, {name: [role.value, fp] for name, (role, fp) in accounts.items()})
+            except OSError as error:  # the next look audits the same changes again
+                self._warn(f"cannot record the user accounts in {path.name}: {error}")
 
     def _save_settings(self, persistent_enabled: bool) -> None:
         _write_json(self._settings_path, {"persistent_enabled": persistent_enabled})

@@ -23,7 +23,9 @@ import uvicorn
 from vapixlog.app import create_app
 from vapixlog.auth import UserStore
 from vapixlog.auth.policy import AuthPolicy
-from vapixlog.device import Device, DeviceConfig
+from vapixlog.auth.users import device_realm
+from vapixlog.device import Device, DeviceConfig, Identity
+from vapixlog.profiles import FirmwareProfile, default_profile
 from vapixlog.protocol import DEFAULT_REQUEST_TIMEOUT, http_protocol
 from vapixlog.ratelimit import Rate
 from vapixlog.severity import Severity
@@ -45,7 +47,9 @@ class ServeOptions:
     max_connections_per_address: int | None = None  # None: 512, at most 3/4 of max_connections
     trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For is believed
     auth_policy: AuthPolicy = AuthPolicy.RECOMMENDED  # which schemes are offered
-    brute_force_protection: bool = True  # block guessing addresses (else: throttle)
+    # Block guessing addresses (else: throttle); None: as the device's firmware profile
+    # (on by default from AXIS OS 11.5).
+    brute_force_protection: bool | None = None
 
 
 class _UvicornServer(uvicorn.Server):
@@ -74,15 +78,20 @@ class DeviceServer:
         """Serve until `stop`, cold-starting the device again after every reboot."""
         while not self._stopping.is_set():
             self.device = Device(self.config)
+            # Each device challenges with its own realm, as real ones (`serve` registered
+            # them all before the first start; this only writes for a changed serial).
+            realm = device_realm(self.device.identity.serial)
+            self.users.add_realms([realm])
             app = create_app(
                 self.device,
                 self.users,
+                realm=realm,
                 max_body=self.options.max_body,
                 power=self,
                 trusted_proxies=self.options.trusted_proxies,
                 auth_policy=self.options.auth_policy,
                 https=self.options.tls_certfile is not None,
-                brute_force_protection=self.options.brute_force_protection,
+                brute_force_protection=self._brute_force_protection(),
             )
             config = uvicorn.Config(
                 app,
@@ -111,6 +120,10 @@ class DeviceServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.options.reboot_downtime)
             self._reboot_pending = False
+
+    def _brute_force_protection(self) -> bool:
+        chosen = self.options.brute_force_protection
+        return self.config.profile.brute_force_default if chosen is None else chosen
 
     def stop(self, *, force: bool = False) -> None:
         self._stopping.set()
@@ -163,33 +176,55 @@ def device_configs(
     hostname: str | None,
     limits: LogLimits,
     rate_limit: Rate | None,
-    systemready_version: str = "1.5",
+    systemready_version: str | None = None,
+    profiles: Sequence[FirmwareProfile] = (),
     report_delay: float = 0.0,
     remote_syslog_ca: Path | None = None,
     access_log: bool = False,
 ) -> list[DeviceConfig]:
     """One device uses the state dir itself; several use `devices/NNNN/` below it, each with
     its own identity, settings, boot sessions and logs (the users at the top apply to all).
-    A given serial or hostname is the first device's; the others count up from it."""
+    A given serial or hostname is the first device's; the others count up from it.
+    `profiles`: each device's firmware profile, in order (empty: the default profile);
+    `systemready_version` overrides the profiles' systemready.cgi version."""
     make = functools.partial(
         DeviceConfig,
         limits=limits,
         rate_limit=rate_limit,
-        systemready_version=systemready_version,
+        systemready_override=systemready_version,
         report_delay=report_delay,
         remote_syslog_ca=remote_syslog_ca,
         access_log=access_log,
     )
     if count == 1:
-        return [make(state_dir, serial, hostname)]
+        return [make(state_dir, serial, hostname, profile=_profile_of(profiles, 0))]
     return [
         make(
             state_dir / "devices" / f"{index:04d}",
             f"{int(serial, 16) + index:012X}" if serial else None,
             f"{hostname}-{index}" if hostname else None,
+            profile=_profile_of(profiles, index),
         )
         for index in range(count)
     ]
+
+
+def device_realms(configs: Sequence[DeviceConfig]) -> list[str]:
+    """Every device's realm, `AXIS_<serial>`, creating identities not made yet (a small
+    file each): the user store must know them all before users are added or log in."""
+    realms = []
+    for config in configs:
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        identity = Identity.load_or_create(
+            config.state_dir / "identity.json", serial=config.serial, hostname=config.hostname
+        )
+        realms.append(device_realm(identity.serial))
+    return realms
+
+
+def _profile_of(profiles: Sequence[FirmwareProfile], index: int) -> FirmwareProfile:
+    """Device `index`'s firmware profile; none given: the default one."""
+    return profiles[index] if profiles else default_profile()
 
 
 def raise_open_files_limit(needed: int) -> None:

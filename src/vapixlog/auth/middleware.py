@@ -39,6 +39,8 @@ BlockHook = Callable[[str, int], None]  # (client address, client port) just blo
 AuditHook = Callable[[str], None]
 # (claimed user name or None, client host, path) of every failed login, throttled or not
 AccessFailureHook = Callable[[str | None, str, str], None]
+# (user name, client host) of every authenticated request: must be quick
+SuccessHook = Callable[[str, str], None]
 
 
 class AuthMiddleware:
@@ -59,7 +61,9 @@ class AuthMiddleware:
     Only the first `free_failures` failures of an episode reach `on_failure`;
     `on_throttle(message)` audits the start of the episode and a summary at its end.
     `on_access_failure(username or None, client host, path)` sees every failed login
-    (the access log's lines), throttled ones too.
+    (the access log's lines), throttled ones too; `on_success(username, client host)` every
+    authenticated request; `on_users_changed()` a change of the user store, when this
+    middleware first sees it (it re-reads the store on requests).
     """
 
     def __init__(
@@ -76,9 +80,17 @@ class AuthMiddleware:
         block: BruteForceBlock | None = None,
         on_block: BlockHook | None = None,
         on_access_failure: AccessFailureHook | None = None,
+        on_success: SuccessHook | None = None,
+        on_users_changed: Callable[[], None] | None = None,
+        realm: str | None = None,
     ) -> None:
-        if digest is not None and digest.realm != store.realm:
-            raise ValueError("DigestAuthority realm differs from the user store realm")
+        # The device's realm (default: the store's own): with `serve --devices N` one store
+        # serves every device, each with its own realm and hashes.
+        self.realm = realm or store.realm
+        if realm is not None and realm not in store.realms:
+            raise ValueError(f"realm {realm!r} is not in the user store")
+        if digest is not None and digest.realm != self.realm:
+            raise ValueError("DigestAuthority realm differs from the device's realm")
         if digest is None and not basic:
             raise ValueError("offer Basic, Digest or both")
         self.app = app
@@ -92,6 +104,8 @@ class AuthMiddleware:
         self.block = block
         self.on_block = on_block
         self.on_access_failure = on_access_failure
+        self.on_success = on_success
+        self.on_users_changed = on_users_changed
         self._expiry: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
         # Basic header value -> User. Only successes are cached, and the whole cache is
         # dropped when the user set changes (generation), so a removed user is out at once.
@@ -138,6 +152,8 @@ class AuthMiddleware:
             # otherwise hand a guesser at the same address new free attempts.
             if throttle is not None and not proven and throttle.tracking_address(group):
                 self._audit(throttle.success(group, claimed or user.name))
+            if self.on_success is not None:
+                self.on_success(user.name, host)
             scope[USER_SCOPE_KEY] = user
             await self.app(scope, receive, send)
             return
@@ -195,7 +211,7 @@ class AuthMiddleware:
         if not colon:
             self._fail(scope, None, "malformed Basic credentials")
             return None
-        user = self.store.verify_password(name, password)
+        user = self.store.verify_password(name, password, self.realm)
         if user is None:
             known = self.store.get(name) is not None
             self._fail(scope, name, "wrong password" if known else "unknown user")
@@ -213,7 +229,7 @@ class AuthMiddleware:
             rest.decode("latin-1"),  # lossless: the hash input must be the bytes as sent
             method=method,
             uri=_request_target(scope),
-            lookup=self.store.ha1,
+            lookup=self._ha1,
         )
         if result.ok and result.username is not None:
             user = self.store.get(result.username)
@@ -225,6 +241,9 @@ class AuthMiddleware:
             return None, True, True
         self._fail(scope, result.username, result.reason)
         return None, True, False
+
+    def _ha1(self, name: str, algorithm: str) -> str | None:
+        return self.store.ha1(name, algorithm, self.realm)
 
     def _fail(self, scope: Scope, username: str | None, reason: str) -> None:
         host = _client_host(scope)
@@ -279,6 +298,8 @@ class AuthMiddleware:
         if self.store.generation != self._cache_generation:
             self._basic_cache.clear()
             self._cache_generation = self.store.generation
+            if self.on_users_changed is not None:
+                self.on_users_changed()
 
     async def _send_401(
         self, send: Send, kind: str, path: str, *, failed: bool, stale: bool, proven_by: str | None
@@ -286,7 +307,7 @@ class AuthMiddleware:
         message = "Authentication failed" if failed else "Authentication required"
         challenges = self.digest.challenges(stale, proven_by=proven_by) if self.digest else []
         if self.basic:
-            challenges.append(f'Basic realm="{self.store.realm}"')
+            challenges.append(f'Basic realm="{self.realm}"')
         headers = [(b"www-authenticate", c.encode()) for c in challenges]
         await send_error(send, kind, path, status=401, code=3, message=message, headers=headers)
 

@@ -2,13 +2,20 @@
 
 The store is one JSON file in the state dir (``users.json``)::
 
-    {"realm": "AXIS_ACCC8E123456",
+    {"realms": ["AXIS_ACCC8E123456", "AXIS_ACCC8E000010"],
      "users": {"root": {"role": "admin",
-                        "ha1": {"MD5": "<hex>", "SHA-256": "<hex>"}}}}
+                        "ha1": {"AXIS_ACCC8E123456": {"MD5": "<hex>", "SHA-256": "<hex>"},
+                                "AXIS_ACCC8E000010": {"MD5": "<hex>", "SHA-256": "<hex>"}}}}}
 
 Only HA1 = H(name:realm:password) is kept, never the password: that is all Digest needs,
 and Basic can be checked by computing the same HA1 from the offered password. The price
-is that the realm is part of every hash, so it is fixed when the file is created.
+is that the realm is part of every hash. A device's realm is `AXIS_<serial>`, so a state
+dir serving several devices (`serve --devices N`) keeps an HA1 per realm: setting a
+password hashes it for every realm known then. A realm registered later (the fleet grew)
+has no hash for the users that existed before, and cannot get one until their password
+is given again (`missing`, `complete`). The first realm is the store's own (`realm`),
+fixed when the file is created. The format before fleets (``"realm": "<one>"`` and a
+flat ``"ha1"`` per user) is read as a store of one realm and rewritten on the next change.
 """
 
 from __future__ import annotations
@@ -82,7 +89,12 @@ class User:
 @dataclass(frozen=True, slots=True)
 class _Entry:
     user: User
-    ha1: dict[str, str]
+    ha1: dict[str, dict[str, str]]  # realm -> algorithm -> hex; realms may be missing
+
+
+def device_realm(serial: str) -> str:
+    """A device's Basic and Digest realm: `AXIS_` + its serial (docs/spec/device-security.md)."""
+    return f"AXIS_{serial}"
 
 
 def compute_ha1(algorithm: str, name: str, realm: str, password: str) -> str:
@@ -113,34 +125,41 @@ class UserStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._realm = ""
+        self._realms: tuple[str, ...] = ()
         self._entries: dict[str, _Entry] = {}
         self._stamp: tuple[int, int, int] | None = None
         #: Bumped on every change of the user set; caches compare it to stay valid.
         self.generation = 0
         self._load()
         # A comparison target for unknown users, so Basic takes the same time for them.
-        self._dummy_ha1 = compute_ha1("SHA-256", secrets.token_hex(8), self._realm, "")
+        self._dummy_ha1 = compute_ha1("SHA-256", secrets.token_hex(8), self.realm, "")
 
     @classmethod
     def load_or_create(cls, path: Path, realm: str) -> UserStore:
         """Open `path`, creating an empty store with `realm` if it does not exist.
 
-        An existing file keeps its own realm: changing it would invalidate every hash.
+        An existing file keeps its own realms: changing one would invalidate every hash
+        (`add_realms` adds more).
         """
         path = Path(path)
         _validate_realm(realm)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with _file_lock(path):
             if not path.exists():
-                _write(path, {"realm": realm, "users": {}})
+                _write(path, {"realms": [realm], "users": {}})
         return cls(path)
 
     # -- reading ---------------------------------------------------------------------
 
     @property
     def realm(self) -> str:
-        return self._realm
+        """The store's own realm: the one it was created with."""
+        return self._realms[0]
+
+    @property
+    def realms(self) -> tuple[str, ...]:
+        """Every realm passwords are hashed for, the store's own first."""
+        return self._realms
 
     @property
     def is_empty(self) -> bool:
@@ -150,22 +169,54 @@ class UserStore:
         entry = self._entries.get(name)
         return entry.user if entry is not None else None
 
-    def ha1(self, name: str, algorithm: str) -> str | None:
+    def ha1(self, name: str, algorithm: str, realm: str | None = None) -> str | None:
+        """The stored HA1 of `name` in `realm` (default: the store's own), else None."""
         entry = self._entries.get(name)
-        return entry.ha1.get(algorithm) if entry is not None else None
+        if entry is None:
+            return None
+        hashes = entry.ha1.get(realm or self.realm)
+        return hashes.get(algorithm) if hashes is not None else None
 
-    def verify_password(self, name: str, password: str) -> User | None:
-        """Check a Basic-auth password; the user on success, else None."""
+    def verify_password(self, name: str, password: str, realm: str | None = None) -> User | None:
+        """Check a Basic-auth password in `realm` (default: the store's own); the user on
+        success, else None (also for a user without a hash for that realm)."""
+        realm = realm or self.realm
         entry = self._entries.get(name)
-        expected = entry.ha1["SHA-256"] if entry is not None else self._dummy_ha1
+        hashes = entry.ha1.get(realm) if entry is not None else None
+        expected = hashes["SHA-256"] if hashes is not None else self._dummy_ha1
         try:
-            offered = compute_ha1("SHA-256", name, self._realm, password)
+            offered = compute_ha1("SHA-256", name, realm, password)
         except UnicodeEncodeError:
             return None
         # Compare even for unknown users, so timing does not reveal who exists.
-        if hmac.compare_digest(offered, expected) and entry is not None:
+        if hmac.compare_digest(offered, expected) and hashes is not None and entry is not None:
             return entry.user
         return None
+
+    def missing(self, realms: Iterable[str]) -> dict[str, builtins.list[str]]:
+        """User name -> those of `realms` it has no hash for (so cannot log in to);
+        only users that miss one. Their passwords must be set again to fix that."""
+        wanted = builtins.list(dict.fromkeys(realms))
+        result: dict[str, builtins.list[str]] = {}
+        for name, entry in sorted(self._entries.items()):
+            lacking = [realm for realm in wanted if realm not in entry.ha1]
+            if lacking:
+                result[name] = lacking
+        return result
+
+    def accounts(self, realm: str | None = None) -> dict[str, tuple[Role, str]]:
+        """name -> (role, a fingerprint of the password's hash in `realm`): what an audit of
+        account changes compares (the fingerprint changes with the password, reveals none)."""
+        realm = realm or self.realm
+        return {
+            name: (
+                entry.user.role,
+                hashlib.sha256(entry.ha1.get(realm, {}).get("SHA-256", "").encode()).hexdigest()[
+                    :16
+                ],
+            )
+            for name, entry in self._entries.items()
+        }
 
     def list(self) -> builtins.list[User]:
         return sorted((e.user for e in self._entries.values()), key=lambda u: u.name)
@@ -194,16 +245,47 @@ class UserStore:
     # -- writing ---------------------------------------------------------------------
 
     def add(self, name: str, role: Role | str, password: str) -> User:
-        """Create `name`, or replace its role and password."""
+        """Create `name`, or replace its role and password (hashed for every realm)."""
         validate_name(name)
         role = Role(role)
         if not isinstance(password, str) or not password:
             raise ValueError("password must not be empty")
-        hashes = {alg: compute_ha1(alg, name, self._realm, password) for alg in ALGORITHMS}
         user = User(name, role)
         with self._mutate() as entries:
-            entries[name] = _Entry(user, hashes)
+            # Hash inside the lock: another process may have added realms meanwhile.
+            entries[name] = _Entry(user, self._hash_all(name, password))
         return user
+
+    def add_realms(self, realms: Iterable[str]) -> builtins.list[str]:
+        """Register more realms (devices of the state dir); returns the new ones. Existing
+        users get no hash for them (see `missing`): their passwords are not known."""
+        realms = builtins.list(dict.fromkeys(realms))
+        for realm in realms:
+            _validate_realm(realm)
+        self.reload_if_changed()
+        if all(realm in self._realms for realm in realms):
+            return []  # the usual start: nothing to write
+        with self._mutate():
+            new = [realm for realm in realms if realm not in self._realms]
+            self._realms = (*self._realms, *new)
+        return new
+
+    def complete(self, name: str, password: str) -> bool:
+        """Hash the password of `name` for the realms it misses, if `password` is right
+        in a realm it has (e.g. the admin password of the environment at start).
+        True if the user gained hashes."""
+        entry = self._entries.get(name)
+        if entry is None or len(entry.ha1) == len(self._realms):
+            return False
+        known = next(iter(entry.ha1), None)
+        if known is None or self.verify_password(name, password, known) is None:
+            return False
+        with self._mutate() as entries:
+            current = entries.get(name)
+            if current is None or current.ha1.get(known) != entry.ha1[known]:
+                return False  # changed by another process meanwhile: keep its version
+            entries[name] = _Entry(current.user, self._hash_all(name, password))
+        return True
 
     def remove(self, name: str) -> bool:
         """Delete `name`; False if there was no such user."""
@@ -211,6 +293,12 @@ class UserStore:
             return entries.pop(name, None) is not None
 
     # -- internals -------------------------------------------------------------------
+
+    def _hash_all(self, name: str, password: str) -> dict[str, dict[str, str]]:
+        return {
+            realm: {alg: compute_ha1(alg, name, realm, password) for alg in ALGORITHMS}
+            for realm in self._realms
+        }
 
     @contextlib.contextmanager
     def _mutate(self) -> Iterator[dict[str, _Entry]]:
@@ -221,10 +309,10 @@ class UserStore:
             entries = dict(self._entries)
             yield entries
             users = {
-                n: {"role": e.user.role.value, "ha1": dict(e.ha1)}
+                n: {"role": e.user.role.value, "ha1": {r: dict(h) for r, h in e.ha1.items()}}
                 for n, e in sorted(entries.items())
             }
-            _write(self.path, {"realm": self._realm, "users": users})
+            _write(self.path, {"realms": builtins.list(self._realms), "users": users})
             self._entries = entries
             self._stamp = _stamp(self.path)
             self.generation += 1
@@ -233,10 +321,12 @@ class UserStore:
         stamp = _stamp(self.path)
         with self.path.open("rb") as f:
             raw = f.read()
-        realm, entries = _parse(raw, self.path)
-        if self._realm and realm != self._realm:
-            raise ValueError(f"realm changed from {self._realm!r} to {realm!r}")
-        self._realm = realm
+        realms, entries = _parse(raw, self.path)
+        # Realms are only ever added: one gone (or a new first one) means another store.
+        lost = [realm for realm in self._realms if realm not in realms]
+        if lost or (self._realms and realms[0] != self._realms[0]):
+            raise ValueError(f"realms changed from {self._realms!r} to {realms!r}")
+        self._realms = realms
         if entries != self._entries:
             self._entries = entries
             self.generation += 1
@@ -257,28 +347,42 @@ def ensure_admin(store: UserStore, password: str | None) -> str | None:
     return generated
 
 
-def _parse(raw: bytes, path: Path) -> tuple[str, dict[str, _Entry]]:
+def _parse(raw: bytes, path: Path) -> tuple[tuple[str, ...], dict[str, _Entry]]:
     try:
         doc: Any = json.loads(raw)
-        realm = doc["realm"]
         users = doc["users"]
-        if not isinstance(realm, str) or not isinstance(users, dict):
-            raise TypeError("realm must be a string and users an object")
-        _validate_realm(realm)
+        # Without "realms": the format before fleets, one realm and flat hashes.
+        old = "realms" not in doc
+        realms = [doc["realm"]] if old else doc["realms"]
+        if not isinstance(realms, list) or not realms or not isinstance(users, dict):
+            raise TypeError("realms must be a non-empty list and users an object")
+        for realm in realms:
+            if not isinstance(realm, str):
+                raise TypeError("realms must be strings")
+            _validate_realm(realm)
+        if len(set(realms)) != len(realms):
+            raise TypeError("realms repeat")
         entries: dict[str, _Entry] = {}
         for name, item in users.items():
             validate_name(name)
-            ha1 = {alg: item["ha1"][alg] for alg in ALGORITHMS}
-            size = {"MD5": 32, "SHA-256": 64}
-            for alg, value in ha1.items():
-                if not isinstance(value, str) or len(value) != size[alg]:
-                    raise TypeError(f"bad {alg} hash for {name!r}")
-                if not _HEX_RE.fullmatch(value):
-                    raise TypeError(f"bad {alg} hash for {name!r}")
+            by_realm = {realms[0]: item["ha1"]} if old else item["ha1"]
+            if not isinstance(by_realm, dict) or not set(by_realm) <= set(realms):
+                raise TypeError(f"hashes of {name!r} for unknown realms")
+            ha1 = {realm: _hashes(by_realm[realm], name) for realm in realms if realm in by_realm}
             entries[name] = _Entry(User(name, Role(item["role"])), ha1)
     except (ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"{path}: not a valid user store: {exc}") from exc
-    return realm, entries
+    return tuple(realms), entries
+
+
+def _hashes(item: Any, name: str) -> dict[str, str]:
+    """One realm's {algorithm: HA1 hex}, checked."""
+    ha1 = {alg: item[alg] for alg in ALGORITHMS}
+    size = {"MD5": 32, "SHA-256": 64}
+    for alg, value in ha1.items():
+        if not isinstance(value, str) or len(value) != size[alg] or not _HEX_RE.fullmatch(value):
+            raise TypeError(f"bad {alg} hash for {name!r}")
+    return ha1
 
 
 def _write(path: Path, doc: dict[str, Any]) -> None:

@@ -1,11 +1,12 @@
-"""`POST /axis-cgi/apidiscovery.cgi`: which VAPIX APIs the device has, anonymous
-(device-security.md section 6). Methods `getApiList` (`params.id` and `params.version`, with
-the globs `*` and `?`; an id that matches nothing gives an empty list, not an error) and
-`getSupportedVersions`. Replies carry the device's version `1.1`, as AXIS OS 12.11.
+"""`POST /axis-cgi/apidiscovery.cgi`: which VAPIX APIs the device has, anonymous except on
+10.12 (device-security.md section 6). Methods `getApiList` (`params.id` and `params.version`,
+with the globs `*` and `?`; an id that matches nothing gives an empty list, not an error) and
+`getSupportedVersions`. Replies carry the device's own version: `1.1` as AXIS OS 12.11, `1.0`
+(entries without `status`) on older firmware, per the firmware profile.
 
-Only the APIs this device serves are listed, with the ids and versions AXIS OS 12.11.77
-lists for them (the DCA `log` API is in `/config/discover`, not here, as on devices). Like
-that device, it lists `systemready` at 1.4 while the CGI itself answers 1.5.
+Only the APIs this device serves are listed, with the ids and versions of its firmware
+profile (the DCA `log` API is in `/config/discover`, not here, as on devices); `audit-log`
+from 12.5. Like AXIS OS 12.11.77, it lists `systemready` at 1.4 while the CGI answers 1.5.
 
 Errors are HTTP 200 with the documented codes: 2002 not a POST, 2003 another major version,
 2004 unknown method, 4000 not JSON, 4002 a missing or invalid parameter.
@@ -20,42 +21,52 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from vapixlog.cgi import firmware, remotesyslog
+from vapixlog.cgi import firmware
 from vapixlog.cgi.jsonrpc import RpcError, answer, new_reply, read_call, requested_major
 from vapixlog.device import Device
 
 PATH = "/axis-cgi/apidiscovery.cgi"
-API_VERSION = "1.1"
+AUDIT_LOG_VERSION = "1.0"  # as AXIS OS 12.11.77 lists it
 DOC_LINK = "https://www.axis.com/partner_pages/vapix_library/#/"
 _NOT_JSON, _NOT_POST, _BAD_VERSION, _BAD_METHOD, _BAD_PARAM = 4000, 2002, 2003, 2004, 4002
 
 
 def api_list(device: Device) -> list[dict[str, str]]:
-    """(id, version, name) of every API the device serves, as AXIS OS 12.11.77 names them."""
-    ready = device.config.systemready_version
+    """Every API the device serves, as AXIS OS names them, at its profile's versions."""
+    profile = device.config.profile
+    override = device.config.systemready_override  # `serve --systemready-version`
+    ready = profile.systemready_discovery_version
+    if override is not None:
+        ready = "1.4" if override == "1.5" else override
     apis = [
-        ("api-discovery", API_VERSION, "API Discovery Service"),
+        ("api-discovery", profile.apidiscovery_version, "API Discovery Service"),
         ("fwmgr", firmware.API_VERSION, "Firmware Management"),
-        ("remote-syslog", remotesyslog.API_VERSION, "Remote Syslog API"),
-        ("systemready", "1.4" if ready == "1.5" else ready, "Systemready"),
+        ("remote-syslog", profile.remote_syslog.api_version, "Remote Syslog API"),
+        ("systemready", ready, "Systemready"),
     ]
-    return [
-        {"id": id_, "version": version, "name": name, "docLink": DOC_LINK, "status": "official"}
-        for id_, version, name in apis
-    ]
+    if profile.audit_log:
+        apis.append(("audit-log", AUDIT_LOG_VERSION, "Audit Log API"))
+    listed = []
+    for id_, version, name in apis:
+        entry = {"id": id_, "version": version, "name": name, "docLink": DOC_LINK}
+        if profile.apidiscovery_status:  # 1.1 added it; a 1.0 reply (9.80) had none
+            entry["status"] = "official"
+        listed.append(entry)
+    return listed
 
 
 def endpoint(device: Device) -> Callable[[Request], Awaitable[Response]]:
     listed = api_list(device)
+    version = device.config.profile.apidiscovery_version
 
     async def apidiscovery(request: Request) -> Response:
-        reply = new_reply(API_VERSION)
+        reply = new_reply(version)
         try:
             if request.method != "POST":
                 raise RpcError(_NOT_POST, "Only POST is supported.")
             call = await read_call(request, reply, invalid=_NOT_JSON, json_only=False)
             if call["method"] == "getSupportedVersions":
-                return answer(reply, data={"apiVersions": [API_VERSION]})
+                return answer(reply, data={"apiVersions": [version]})
             if call["method"] != "getApiList":
                 raise RpcError(_BAD_METHOD, f"Method not supported: {call['method']}")
             if requested_major(call, invalid=_BAD_PARAM) != 1:

@@ -20,6 +20,7 @@ from vapixlog.auth.users import Role
 from vapixlog.cgi import require
 from vapixlog.cgi.jsonrpc import RpcError, answer, new_reply, read_call, requested_major
 from vapixlog.device import Device
+from vapixlog.syslog import audit as events
 
 PATH = "/axis-cgi/firmwaremanagement.cgi"
 API_VERSION = "1.10"
@@ -42,7 +43,7 @@ async def reboot(
     if power is None or not power.request_reboot():
         return None
     client = request.client.host if request.client else "unknown"
-    await device.prepare_reboot(actor=f"user {user_name} from {client}")
+    await device.prepare_reboot(actor=events.actor(user_name, client))
     return BackgroundTask(power.reboot)
 
 

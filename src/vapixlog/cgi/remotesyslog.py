@@ -1,4 +1,6 @@
-"""`POST /axis-cgi/remotesyslog.cgi`: the Remote Syslog API (remote-syslog.md), version 1.2.
+"""`POST /axis-cgi/remotesyslog.cgi`: the Remote Syslog API (remote-syslog.md), at the
+version of the device's firmware profile (1.2 as AXIS OS 12.11.77; the `AXIS` format from
+AXIS OS 11.6 only, else 2104 for `syslogFormat`).
 
 Methods `setup`, `enable`, `disable`, `status`, `test`, `getSupportedVersions`, every one
 for administrators only (DECISIONS 13): the service's authentication answers a request
@@ -28,9 +30,9 @@ from vapixlog.auth.users import Role, User
 from vapixlog.cgi.jsonrpc import RpcError, answer, new_reply, read_call, requested_major
 from vapixlog.device import Device
 from vapixlog.forward.config import MAX_SERVERS, Problem, Server, has_identical, parse_server
+from vapixlog.syslog import audit as events
 
 PATH = "/axis-cgi/remotesyslog.cgi"
-API_VERSION = "1.2"  # as a real AXIS OS 12.11.77 device lists it in API discovery
 _METHODS = frozenset({"setup", "enable", "disable", "status", "test"})
 _MISSING = "Required parameter missing"
 _INVALID = "Invalid parameter value specified"
@@ -56,8 +58,10 @@ _MESSAGES = {
 
 
 def endpoint(device: Device) -> Callable[[Request], Awaitable[Response]]:
+    version = device.config.profile.remote_syslog.api_version
+
     async def remotesyslog(request: Request) -> Response:
-        reply = new_reply(API_VERSION)
+        reply = new_reply(version)
         try:
             user, call = await _read(request, reply)
             return answer(reply, data=await _call(device, request, user, call))
@@ -87,21 +91,22 @@ async def _read(request: Request, reply: dict[str, Any]) -> tuple[User, dict[str
 async def _call(device: Device, request: Request, user: User, call: dict[str, Any]) -> Any:
     method = call["method"]
     if method == "getSupportedVersions":  # the one method without apiVersion
-        return {"apiVersions": [API_VERSION]}
+        return {"apiVersions": [device.config.profile.remote_syslog.api_version]}
     if method not in _METHODS:
         raise _error(2102)
     try:
         major = requested_major(call, invalid=2100)
     except RpcError:
         raise _error(2100) from None
-    if major != int(API_VERSION.split(".")[0]):
+    if major != int(device.config.profile.remote_syslog.api_version.split(".")[0]):
         raise _error(2100)
     remote = device.remote_syslog
     client = request.client.host if request.client else "unknown"
-    actor = f"user {user.name} from {client}"
+    actor = events.actor(user.name, client)
     try:
         if method == "setup":
-            settings = await remote.setup(_servers(call.get("params")), actor=actor)
+            formats = device.config.profile.remote_syslog.formats
+            settings = await remote.setup(_servers(call.get("params"), formats), actor=actor)
         elif method == "enable":
             if not remote.settings.servers:
                 raise _error(2200)
@@ -121,9 +126,10 @@ async def _call(device: Device, request: Request, user: User, call: dict[str, An
     return settings.to_json()
 
 
-def _servers(params: Any) -> tuple[Server, ...]:
+def _servers(params: Any, formats: tuple[str, ...]) -> tuple[Server, ...]:
     """The servers of a `setup` request, defaults applied; RpcError for the first problem,
-    with every problem in `errors` when there are several."""
+    with every problem in `errors` when there are several. `formats`: the `syslogFormat`
+    values this firmware has (no `AXIS` before 11.6)."""
     if not isinstance(params, dict) or "servers" not in params:
         raise RpcError(2103, _MISSING, details={"propertyName": "servers"})
     objects = params["servers"]
@@ -135,7 +141,9 @@ def _servers(params: Any) -> tuple[Server, ...]:
     problems: list[Problem] = []
     for obj in objects:
         parsed = parse_server(obj)
-        if isinstance(parsed, Server):
+        if isinstance(parsed, Server) and str(parsed.syslog_format) not in formats:
+            problems.append(Problem(False, "syslogFormat", parsed.address))
+        elif isinstance(parsed, Server):
             servers.append(parsed)
         else:
             problems.extend(parsed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -25,6 +26,7 @@ REPORT_MEMBER = "serverreport_cgi.txt"
 IMAGE_MEMBER = "serverreport_image.jpg"
 MESSAGES_MEMBER = "var/log/messages"
 PERSIST_ALL_MEMBER = "var/log/persist-all.log"
+AUDIT_MEMBER = "var/lib/syslog-ng/audit.log"  # AXIS OS 12.5+ (server-report.md, ours)
 KERNEL_MEMBER = "kernel.log"
 # The severity files of /var/log: each holds its level and every more severe one.
 THRESHOLD_MEMBERS = (
@@ -113,9 +115,16 @@ def text_head(device: Device, now: datetime.datetime) -> str:
 
 
 def text_member(
-    head: str, lines: list[str], persistent: list[FileSlice], access: list[str], mtime: int
+    head: str,
+    lines: list[str],
+    files: LogFiles,
+    access: list[str],
+    mtime: int,
 ) -> Member:
     """The whole text report as one member (blocking: sizes every line)."""
+    audit: list[bytes | FileSlice] = []
+    if files.audit is not None:
+        audit = [b"\n----- Audit log -----\n\n", *files.audit]
     return Member(
         REPORT_MEMBER,
         mtime,
@@ -123,26 +132,40 @@ def text_member(
             head.encode("utf-8", "surrogatepass"),
             lines,
             b"\n----- Persistent system log -----\n\n",
-            *persistent,
+            *files.persistent,
             b"\n----- Access log -----\n\n",
             access,
+            *audit,
             f"\n{END_MARKER}\n".encode(),
         ],
     )
 
 
-def tar_all_members(lines: list[str], persistent: list[FileSlice], mtime: int) -> list[Member]:
-    """`var/log/messages`, the severity files, and `persist-all.log` when there is a
-    persistent log (blocking: reads the level of every line)."""
+def tar_all_members(lines: list[str], files: LogFiles, mtime: int) -> list[Member]:
+    """`var/log/messages`, the severity files, `persist-all.log` when there is a persistent
+    log, the audit log where the firmware has one (blocking: reads the level of every line)."""
     members = [Member(MESSAGES_MEMBER, mtime, [lines])]
     members += [Member(name, mtime, [at_least(lines, level)]) for name, level in THRESHOLD_MEMBERS]
-    if any(part.size for part in persistent):
-        members.append(Member(PERSIST_ALL_MEMBER, mtime, list(persistent)))
+    if any(part.size for part in files.persistent):
+        members.append(Member(PERSIST_ALL_MEMBER, mtime, list(files.persistent)))
+    if files.audit is not None:
+        members.append(Member(AUDIT_MEMBER, mtime, list(files.audit)))
     return members
 
 
-def _open_persistent(plan: ArchivePlan, paths: list[Path]) -> list[FileSlice]:
-    return [part for path in paths if (part := plan.open_file(path, whole_lines=True))]
+@dataclass(frozen=True)
+class LogFiles:
+    """The log files a report copies, opened and sized when it is planned."""
+
+    persistent: list[FileSlice]
+    audit: list[FileSlice] | None  # None: the firmware has no audit log
+
+
+def _open_files(plan: ArchivePlan, persistent: list[Path], audit: list[Path] | None) -> LogFiles:
+    def open_all(paths: list[Path]) -> list[FileSlice]:
+        return [part for path in paths if (part := plan.open_file(path, whole_lines=True))]
+
+    return LogFiles(open_all(persistent), None if audit is None else open_all(audit))
 
 
 async def plan_report(device: Device, mode: str) -> ArchivePlan:
@@ -161,16 +184,15 @@ async def plan_report(device: Device, mode: str) -> ArchivePlan:
     lines = syslog.volatile.lines()  # the ring is touched on this thread only
     access = device.access_log.records()  # formatted off the event loop, below
     paths = syslog.journal.files()
+    audit = device.audit_log.files() if device.audit_log is not None else None
     try:
-        persistent = await anyio.to_thread.run_sync(_open_persistent, plan, paths)
+        files = await anyio.to_thread.run_sync(_open_files, plan, paths, audit)
         if mode == "tar_all":
-            members = await anyio.to_thread.run_sync(tar_all_members, lines, persistent, mtime)
+            members = await anyio.to_thread.run_sync(tar_all_members, lines, files, mtime)
             plan.members.extend(members)
             return plan
         access_lines = await anyio.to_thread.run_sync(device.access_log.format_records, access)
-        text = await anyio.to_thread.run_sync(
-            text_member, head, lines, persistent, access_lines, mtime
-        )
+        text = await anyio.to_thread.run_sync(text_member, head, lines, files, access_lines, mtime)
         plan.members.append(text)
         if mode == "zip_with_image":
             identity = device.identity

@@ -2,8 +2,9 @@
 (system-ready.md). Anonymous: no login is needed, credentials sent anyway do no harm.
 
 Methods `systemready` and `getSupportedVersions`. The fields follow the device's API version
-(`--systemready-version`): 1.2 has `systemready` and `needsetup` only; 1.4 adds `uptime`
-(whole seconds) and `bootid` (a UUID, new on every boot); 1.5 adds `passphrasepolicy`. Every
+(its firmware profile's, or `--systemready-version`): 1.2 has `systemready` and `needsetup`
+only; 1.4 adds `uptime` (whole seconds) and `bootid` (a UUID, new on every boot); 1.5 adds
+`passphrasepolicy`. Every
 value is a string. Replies carry the device's version whatever the request asked for, as
 captured on devices. Errors are HTTP 200 with code 1000 (the only documented general code).
 

@@ -31,7 +31,9 @@ def add_parser(
         parents=[device, wait],
         help="capture the logs of a reboot on one device or a fleet",
         description="On every device: turn persistent logging on, reboot, wait for the new "
-        "boot, turn persistent logging off, download tar_all, clear the persistent log.",
+        "boot, turn persistent logging off, download tar_all, clear the persistent log. A "
+        "device without a Log API (AXIS OS 10.x) is left alone and reported as no-log-api, "
+        "which is not a failure.",
     )
     capture.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
     add_fleet_options(capture)
@@ -44,7 +46,7 @@ def add_parser(
 def _capture(args: argparse.Namespace) -> int:
     import asyncio
 
-    from vapixlog.client import AsyncClient, FleetProgress, capture_fleet
+    from vapixlog.client import AsyncClient, FleetProgress, Outcome, capture_fleet
 
     urls = fleet_urls(args)
     options = connection(args)
@@ -69,13 +71,14 @@ def _capture(args: argparse.Namespace) -> int:
         outcomes = asyncio.run(run)
     seconds = time.monotonic() - started
     for outcome in outcomes:
-        if not outcome.ok:
+        if outcome.outcome is Outcome.FAILED:
             fail(f"{outcome.url}: {outcome.error}")
     if args.json:
         _print_json(outcomes, seconds)
     else:
         _print_table(outcomes, seconds)
-    return 0 if all(outcome.ok for outcome in outcomes) else 1
+    # A device without a Log API (AXIS OS 10.x) has nothing to capture: not a failure.
+    return 0 if all(outcome.outcome is not Outcome.FAILED for outcome in outcomes) else 1
 
 
 class _LiveDisplay:
@@ -102,10 +105,10 @@ class _LiveDisplay:
         progress.listener = self._update
 
     def _update(self, progress: FleetProgress) -> None:
-        finished = progress.succeeded_devices + progress.failed_devices
-        self._bar.update(
-            self._devices, completed=finished, detail=f"failed {progress.failed_devices}"
-        )
+        detail = f"failed {progress.failed_devices}"
+        if progress.no_log_api_devices:
+            detail += f", no Log API {progress.no_log_api_devices}"
+        self._bar.update(self._devices, completed=progress.finished_devices, detail=detail)
         for stage, task in self._stages.items():
             detail = f"now {progress.active[stage]}"
             if progress.failed[stage]:
@@ -124,24 +127,26 @@ def _outcome_json(outcome: DeviceOutcome) -> dict[str, Any]:
     return {
         "device": outcome.url,
         "ok": outcome.ok,
+        "outcome": str(outcome.outcome),
         "file": str(outcome.path) if outcome.path else None,
         "bytes": outcome.bytes,
         "seconds": round(outcome.seconds, 3),
         "serial": outcome.serial,
         "boot_id": outcome.new_boot_id,
         "failed_stage": (outcome.stage.value if outcome.stage else "connect")
-        if not outcome.ok
+        if outcome.outcome == "failed"
         else None,
         "error": outcome.error,
     }
 
 
 def _print_json(outcomes: list[DeviceOutcome], seconds: float) -> None:
-    ok = sum(outcome.ok for outcome in outcomes)
+    counts = _counts(outcomes)
     document = {
         "devices": [_outcome_json(outcome) for outcome in outcomes],
-        "succeeded": ok,
-        "failed": len(outcomes) - ok,
+        "succeeded": counts["captured"],
+        "failed": counts["failed"],
+        "no_log_api": counts["no-log-api"],
         "seconds": round(seconds, 3),
     }
     print(json.dumps(document, indent=1))
@@ -160,6 +165,8 @@ def _print_table(outcomes: list[DeviceOutcome], seconds: float) -> None:
     for outcome in outcomes:
         if outcome.ok:
             result = "[green]ok[/green]"
+        elif outcome.outcome == "no-log-api":
+            result = "[yellow]no Log API[/yellow] (nothing changed, not rebooted)"
         else:
             stage = outcome.stage.value if outcome.stage else "connect"
             result = f"[red]failed at {stage}[/red]: {_escape(outcome.error or '')}"
@@ -172,12 +179,22 @@ def _print_table(outcomes: list[DeviceOutcome], seconds: float) -> None:
         )
     console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(table)
-    ok = sum(outcome.ok for outcome in outcomes)
+    counts = _counts(outcomes)
     devices = f"{len(outcomes)} device{'s' if len(outcomes) != 1 else ''}"
+    without = f", {counts['no-log-api']} without a Log API" if counts["no-log-api"] else ""
     console.print(
-        f"{devices}: {ok} succeeded, {len(outcomes) - ok} failed, in {seconds:.1f} s",
+        f"{devices}: {counts['captured']} succeeded, {counts['failed']} failed{without}, "
+        f"in {seconds:.1f} s",
         highlight=False,
     )
+
+
+def _counts(outcomes: list[DeviceOutcome]) -> dict[str, int]:
+    """Devices per outcome (`captured`, `failed`, `no-log-api`)."""
+    counts = {"captured": 0, "failed": 0, "no-log-api": 0}
+    for outcome in outcomes:
+        counts[str(outcome.outcome)] += 1
+    return counts
 
 
 def _escape(text: str) -> str:

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vapixlog.auth.policy import AuthPolicy
-from vapixlog.cli.users import default_state_dir, open_users
+from vapixlog.cli.users import default_state_dir, open_users, register_realms
+from vapixlog.profiles import (
+    FirmwareProfile,
+    assign,
+    default_profile,
+    known_versions,
+    load_profile,
+    parse_mix,
+)
 from vapixlog.ratelimit import DEFAULT_WRITE_RATE, Rate, parse_rate
 from vapixlog.syslog.system_log import LogLimits
 
@@ -61,6 +69,29 @@ def _report_delay(text: str) -> float:
     if not 0 <= value <= 3600:
         raise argparse.ArgumentTypeError(f"must be 0..3600 seconds, not {text!r}")
     return value
+
+
+def _firmware(text: str) -> FirmwareProfile:
+    try:
+        return load_profile(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _firmware_mix(text: str) -> list[tuple[FirmwareProfile, int]]:
+    try:
+        return parse_mix(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _profiles(args: argparse.Namespace) -> list[FirmwareProfile] | str:
+    """Each device's firmware profile, or what is wrong with the options."""
+    if args.firmware_mix is not None:
+        if args.firmware is not None:
+            return "use either --firmware or --firmware-mix"
+        return assign(args.firmware_mix, args.devices)
+    return [args.firmware or default_profile()] * args.devices
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -147,10 +178,28 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument(
         "--brute-force-protection",
         choices=["on", "off"],
-        default="on",
+        default=None,
         help="on (as devices since AXIS OS 11.5): more than 20 failed logins from one address "
         "in 1 s block it for 10 s (403 on every path); off: failed logins are slowed down "
-        "per address and user instead, and correct credentials are never refused",
+        "per address and user instead, and correct credentials are never refused "
+        "(default: the firmware's: on from 11.5, off on 10.12)",
+    )
+    serve.add_argument(
+        "--firmware",
+        type=_firmware,
+        default=None,
+        metavar="VERSION",
+        help=f"the AXIS OS version to emulate, with every difference the specs document: "
+        f"{', '.join(known_versions())} (a release such as 12.11 is enough; default "
+        f"{default_profile().version})",
+    )
+    serve.add_argument(
+        "--firmware-mix",
+        type=_firmware_mix,
+        default=None,
+        metavar="VERSION:WEIGHT,...",
+        help="with --devices N: spread firmware versions over the devices by weight, e.g. "
+        "10.12:1,11.10:1,12.11:2 (interleaved, the same every start)",
     )
     serve.add_argument(
         "--auth-policy",
@@ -170,9 +219,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument(
         "--systemready-version",
         choices=["1.2", "1.4", "1.5"],
-        default="1.5",
-        help="the systemready.cgi API version to emulate: 1.2 has no bootid and no uptime "
-        "(older firmware), 1.4 adds them, 1.5 adds passphrasepolicy (AXIS OS 12)",
+        default=None,
+        help="override the firmware's systemready.cgi API version: 1.2 has no bootid and no "
+        "uptime (10.12), 1.4 adds them, 1.5 adds passphrasepolicy (12.11)",
     )
     serve.add_argument(
         "--report-delay",
@@ -200,6 +249,7 @@ def run(args: argparse.Namespace) -> int:
         DeviceServer,
         ServeOptions,
         device_configs,
+        device_realms,
         raise_open_files_limit,
         serve,
     )
@@ -239,6 +289,10 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"vapixlog: --remote-syslog-ca: {exc}", file=sys.stderr)
             return 2
+    profiles = _profiles(args)
+    if isinstance(profiles, str):
+        print(f"vapixlog: {profiles}", file=sys.stderr)
+        return 2
     state_dir = args.state_dir or default_state_dir()
     configs = device_configs(
         state_dir,
@@ -248,6 +302,7 @@ def run(args: argparse.Namespace) -> int:
         limits=limits,
         rate_limit=args.rate_limit,
         systemready_version=args.systemready_version,
+        profiles=profiles,
         access_log=args.access_log == "on",
         report_delay=args.report_delay,
         remote_syslog_ca=args.remote_syslog_ca,
@@ -258,6 +313,15 @@ def run(args: argparse.Namespace) -> int:
     except TlsError as exc:
         print(f"vapixlog: TLS: {exc}", file=sys.stderr)
         return 1
+    # Every device's realm first, so that root, when created now, can log in to all.
+    warning = register_realms(
+        users,
+        device_realms(configs),
+        state_dir=state_dir,
+        admin_password=os.environ.get("VAPIXLOG_ADMIN_PASSWORD"),
+    )
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     password = ensure_admin(users, os.environ.get("VAPIXLOG_ADMIN_PASSWORD"))
     if password:
         print(
@@ -277,7 +341,9 @@ def run(args: argparse.Namespace) -> int:
         max_connections_per_address=args.max_connections_per_address,
         trusted_proxies=tuple(args.trusted_proxy),
         auth_policy=AuthPolicy(args.auth_policy),
-        brute_force_protection=args.brute_force_protection == "on",
+        brute_force_protection=(
+            None if args.brute_force_protection is None else args.brute_force_protection == "on"
+        ),
     )
     if tls:
         print(f"TLS certificate {tls.certfile}, SHA-256 fingerprint {tls.fingerprint}", flush=True)
@@ -289,6 +355,7 @@ def run(args: argparse.Namespace) -> int:
     raise_open_files_limit(64 * len(servers) + args.max_connections + 64)
     if len(servers) > 1:
         _write_fleet_file(state_dir / "devices.txt", servers, tls is not None)
+    _print_firmware(servers, mixed=args.firmware_mix is not None)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(serve(servers))
     return 0
@@ -306,6 +373,15 @@ def _write_fleet_file(path: Path, servers: list[DeviceServer], https: bool) -> N
         f"their URLs are in {path}",
         flush=True,
     )
+
+
+def _print_firmware(servers: list[DeviceServer], *, mixed: bool) -> None:
+    """Which AXIS OS each device emulates: one line, or one a device for a mix."""
+    if not mixed:
+        print(f"Firmware: {servers[0].config.profile.title}", flush=True)
+        return
+    for server in servers:
+        print(f"port {server.port}: firmware {server.config.profile.version}", flush=True)
 
 
 def _tls_files(args: argparse.Namespace, state_dir: Path) -> TlsFiles | None:

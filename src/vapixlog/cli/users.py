@@ -39,13 +39,45 @@ def open_users(
 ) -> UserStore:
     """The user store of a state dir; its Digest realm is `AXIS_<serial>`, as on a device."""
     from vapixlog.auth import UserStore
+    from vapixlog.auth.users import device_realm
     from vapixlog.device import Identity
 
     state_dir.mkdir(parents=True, exist_ok=True)
     identity = Identity.load_or_create(
         state_dir / "identity.json", serial=serial, hostname=hostname
     )
-    return UserStore.load_or_create(state_dir / "users.json", realm=f"AXIS_{identity.serial}")
+    return UserStore.load_or_create(state_dir / "users.json", realm=device_realm(identity.serial))
+
+
+def register_realms(
+    store: UserStore, realms: list[str], *, state_dir: Path, admin_password: str | None
+) -> str | None:
+    """Make the store know every served device's realm (`vapixlog.server.device_realms`).
+
+    Users added before a device existed have no hash for its realm and cannot log in to
+    it; root is fixed when `admin_password` (VAPIXLOG_ADMIN_PASSWORD) proves its password.
+    Returns one warning line naming the others, or None when every user can log in to all.
+    """
+    store.add_realms(realms)
+    if admin_password:
+        store.complete("root", admin_password)
+    missing = store.missing(realms)
+    if not missing:
+        return None
+    lacking = {realm for names in missing.values() for realm in names}
+    devices = sum(realm in lacking for realm in realms)
+    users = [store.get(name) for name in missing]
+    named = ", ".join(f"{user.name} ({user.role})" for user in users if user is not None)
+    if len(users) == 1 and users[0] is not None:
+        command = f"vapixlog users add {users[0].name} --role {users[0].role}"
+    else:
+        command = "vapixlog users add NAME --role ROLE"
+    return (
+        f"vapixlog: warning: {'user' if len(users) == 1 else 'users'} {named} cannot log in "
+        f"to {devices} of {len(realms)} devices (added before those devices existed; only "
+        f"password hashes per device are kept); set the password again for every device "
+        f"with: {command} --state-dir {state_dir}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from vapixlog.client._errors import (
     CertificatePinError,
     DeviceUnavailableError,
     MethodNotAllowedError,
+    NoLogApiError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
@@ -32,7 +33,7 @@ from vapixlog.client._errors import (
 )
 from vapixlog.client._remote_syslog import RemoteSyslogStatus, SyslogServer
 from vapixlog.client._sync import Client
-from vapixlog.client.fleet import DeviceOutcome, FleetProgress, capture_fleet
+from vapixlog.client.fleet import DeviceOutcome, FleetProgress, Outcome, capture_fleet
 from vapixlog.severity import Severity
 
 __all__ = [
@@ -47,7 +48,9 @@ __all__ = [
     "DeviceUnavailableError",
     "FleetProgress",
     "MethodNotAllowedError",
+    "NoLogApiError",
     "NotFoundError",
+    "Outcome",
     "PermissionDeniedError",
     "RateLimitedError",
     "RemoteSyslogStatus",

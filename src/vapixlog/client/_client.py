@@ -28,6 +28,7 @@ from vapixlog.client._errors import (
     AddressBlockedError,
     DeviceUnavailableError,
     MethodNotAllowedError,
+    NoLogApiError,
     NotFoundError,
     RpcError,
     RpcErrorFactory,
@@ -42,6 +43,7 @@ from vapixlog.severity import Severity
 FIRMWARE_CGI = "/axis-cgi/firmwaremanagement.cgi"
 SERVERREPORT_CGI = "/axis-cgi/serverreport.cgi"
 SYSTEMLOG_CGI = "/axis-cgi/systemlog.cgi"
+AUDITLOG_CGI = "/axis-cgi/auditlog.cgi"
 DISCOVERY = "/config/discover"
 FALLBACK_PATHS = ("/config/rest/log/v1", "/config/rest/log/v1alpha")
 _CHUNK = 64 << 10
@@ -211,7 +213,7 @@ class AsyncClient(RemoteSyslogCalls):
                 return self.url + path
             except NotFoundError:
                 continue
-        raise NotFoundError(
+        raise NoLogApiError(
             f"{self.url}: the device has no Log API (not in discovery, "
             f"nor at {' or '.join(FALLBACK_PATHS)})",
             status=404,
@@ -342,6 +344,13 @@ class AsyncClient(RemoteSyslogCalls):
         """The current boot's system log (`systemlog.cgi`), one entry a line."""
         return (await self._send("GET", self.url + SYSTEMLOG_CGI)).text
 
+    async def audit_log(self, tail: int | None = None) -> str:
+        """The audit log (`auditlog.cgi`, AXIS OS 12.5 and later; admin), one entry a line,
+        oldest first; the newest `tail` entries only with a tail. Older firmware has none:
+        `NotFoundError`."""
+        params = {"tail": str(tail)} if tail is not None else None
+        return (await self._send("GET", self.url + AUDITLOG_CGI, params=params)).text
+
     async def _rpc(
         self,
         cgi: str,
@@ -428,6 +437,9 @@ class AsyncClient(RemoteSyslogCalls):
             except AddressBlockedError:  # the block clears by itself: wait it out
                 continue
             if state is not None and not state.ready:
+                # Going down: what tells a reboot on systemready 1.2 (no bootid), even
+                # when the address refuses connections too briefly to be seen.
+                went_down = True
                 continue
             told = state.rebooted_since(before) if state and before else None
             has_ids = (

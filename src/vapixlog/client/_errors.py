@@ -65,6 +65,12 @@ class NotFoundError(VapixError):
     """404: no such API, version, entity, property, action or CGI (DCA code 1)."""
 
 
+class NoLogApiError(NotFoundError):
+    """The device has no Log API at all: not in discovery, not at the known paths. AXIS OS
+    10.x and 11.7 and older have no Device Configuration APIs (DECISIONS 12); a capture on
+    such a device changes nothing and reports outcome `no-log-api`, not a failure."""
+
+
 class ValidationError(VapixError):
     """400: the device refused the request's data (DCA code 5) or its form (code 6)."""
 

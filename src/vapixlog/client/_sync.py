@@ -131,6 +131,10 @@ class Client:
         """See `AsyncClient.system_log`."""
         return self._run(self._client.system_log())
 
+    def audit_log(self, tail: int | None = None) -> str:
+        """See `AsyncClient.audit_log`."""
+        return self._run(self._client.audit_log(tail))
+
     def reboot(self, *, wait: bool = True, timeout: float = 300.0) -> str | None:
         """See `AsyncClient.reboot`."""
         return self._run(self._client.reboot(wait=wait, timeout=timeout))

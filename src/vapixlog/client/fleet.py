@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -10,6 +11,17 @@ from pathlib import Path
 
 from vapixlog.client._capture import Stage
 from vapixlog.client._client import AsyncClient
+from vapixlog.client._errors import NoLogApiError
+
+
+class Outcome(enum.StrEnum):
+    """How a device's capture ended."""
+
+    CAPTURED = "captured"
+    FAILED = "failed"
+    # The device has no Log API (AXIS OS 10.x): nothing was changed or rebooted. Not a
+    # failure: there is nothing to capture on it (DECISIONS 12).
+    NO_LOG_API = "no-log-api"
 
 
 @dataclass
@@ -18,12 +30,14 @@ class DeviceOutcome:
 
     `ok` tells whether the whole procedure succeeded; then `path` and `bytes` describe the
     tar. Otherwise `error` is a one-line description and `stage` the step that failed
-    (None: before the first step, when the device was first contacted).
+    (None: before the first step, when the device was first contacted). `outcome` tells a
+    failure from a device without a Log API (`Outcome.NO_LOG_API`, also not `ok`).
     """
 
     url: str
     ok: bool
     seconds: float
+    outcome: Outcome = Outcome.FAILED
     path: Path | None = None
     bytes: int = 0
     serial: str | None = None
@@ -46,6 +60,7 @@ class FleetProgress:
     failed: dict[Stage, int] = field(default_factory=lambda: dict.fromkeys(Stage, 0))
     succeeded_devices: int = 0
     failed_devices: int = 0
+    no_log_api_devices: int = 0
 
     def _changed(self) -> None:
         if self.listener is not None:
@@ -58,15 +73,22 @@ class FleetProgress:
         self.active[stage] += 1
         self._changed()
 
-    def finish(self, last: Stage | None, ok: bool) -> None:
+    def finish(self, last: Stage | None, outcome: Outcome) -> None:
+        ok = outcome is Outcome.CAPTURED
         if last is not None:
             self.active[last] -= 1
             (self.done if ok else self.failed)[last] += 1
         if ok:
             self.succeeded_devices += 1
+        elif outcome is Outcome.NO_LOG_API:
+            self.no_log_api_devices += 1
         else:
             self.failed_devices += 1
         self._changed()
+
+    @property
+    def finished_devices(self) -> int:
+        return self.succeeded_devices + self.failed_devices + self.no_log_api_devices
 
 
 def describe(exc: BaseException) -> str:
@@ -120,19 +142,24 @@ async def capture_fleet(
                         output, timeout=timeout, on_stage=on_stage
                     )
             except Exception as exc:  # every failure is this device's alone
-                counts.finish(current, ok=False)
+                # Raised before the first stage: the device was left as it was.
+                missing = isinstance(exc, NoLogApiError) and current is None
+                outcome = Outcome.NO_LOG_API if missing else Outcome.FAILED
+                counts.finish(current, outcome)
                 return DeviceOutcome(
                     url=url,
                     ok=False,
                     seconds=time.monotonic() - started,
+                    outcome=outcome,
                     stage=current,
                     error=describe(exc),
                 )
-            counts.finish(current, ok=True)
+            counts.finish(current, Outcome.CAPTURED)
             return DeviceOutcome(
                 url=url,
                 ok=True,
                 seconds=result.seconds,
+                outcome=Outcome.CAPTURED,
                 path=result.path,
                 bytes=result.bytes,
                 serial=result.serial,

@@ -82,12 +82,25 @@ def _register(table: dict[str, F], path: str) -> Callable[[F], F]:
 
 
 class BoundApi:
-    """One model with its handlers, served at its version segment and any aliases."""
+    """One model with its handlers, served at its version segment and any aliases.
 
-    def __init__(self, model: Model, handlers: Handlers, *, aliases: tuple[str, ...] = ()) -> None:
+    `put_only`: the API as AXIS OS 11.10 and older serve it, PUT for set and trigger (PATCH
+    and POST answer 405); otherwise PATCH and POST, with PUT as their legacy alias."""
+
+    def __init__(
+        self,
+        model: Model,
+        handlers: Handlers,
+        *,
+        aliases: tuple[str, ...] = (),
+        put_only: bool = False,
+    ) -> None:
         self.model = model
         self.handlers = handlers
         self.aliases = aliases
+        self.put_only = put_only
+        self.set_methods = ("PUT",) if put_only else ("PATCH", "PUT")
+        self.trigger_methods = ("PUT",) if put_only else ("POST", "PUT")
         self._check()
 
     @property

@@ -42,7 +42,7 @@ def openapi_document(apis: Sequence[BoundApi], *, title: str, version: str) -> d
     }
     paths: dict[str, Any] = {}
     for api in apis:
-        converter = _Converter(api.model)
+        converter = _Converter(api.model, put_only=api.put_only)
         base = f"/{api.model.id}/{api.model.version_segment}"
         _entity_paths(converter, api.model.root, base, [], paths)
         schemas.update(converter.components)
@@ -74,8 +74,9 @@ def api_openapi(api: BoundApi) -> dict[str, Any]:
 class _Converter:
     """Model data types as JSON Schema, named types as components `<api>.<Name>`."""
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, *, put_only: bool = False) -> None:
         self.model = model
+        self.put_only = put_only  # AXIS OS 11.10 and older: PUT instead of PATCH and POST
         self.types: dict[str, Any] = model.document.get("data_types") or {}
         self.components: dict[str, Schema] = {}
 
@@ -211,7 +212,7 @@ def _entity_paths(
     if entity.collection == "map" and entity.remove:
         operations["delete"] = _operation(f"{name}.remove", entity.remove.roles, params)
     if "patch" in operations:
-        operations = _with_legacy_put(operations, "patch")
+        operations = _with_legacy_put(operations, "patch", converter.put_only)
     if operations:
         paths[url] = operations
     for prop in entity.properties.values():
@@ -234,7 +235,7 @@ def _entity_paths(
                 description=prop.description,
             )
         if "patch" in prop_ops:
-            prop_ops = _with_legacy_put(prop_ops, "patch")
+            prop_ops = _with_legacy_put(prop_ops, "patch", converter.put_only)
         if prop_ops:
             paths[f"{url}/{prop.name}"] = prop_ops
     for action in entity.actions.values():
@@ -251,7 +252,8 @@ def _entity_paths(
                 # No input: `data` may be left out. The body stays required: without a JSON
                 # Content-Type the request is refused (a browser's cross-site POST has none).
                 del post["requestBody"]["content"]["application/json"]["schema"]["required"]
-            paths[f"{url}/{action.name}"] = _with_legacy_put({"post": post}, "post")
+            put = _with_legacy_put({"post": post}, "post", converter.put_only)
+            paths[f"{url}/{action.name}"] = put
     for child in entity.entities.values():
         _entity_paths(converter, child, f"{url}/{child.name}", params, paths)
 
@@ -259,8 +261,11 @@ def _entity_paths(
 _EMPTY: Schema = {"type": "object", "properties": {}, "additionalProperties": False}
 
 
-def _with_legacy_put(operations: dict[str, Any], source: str) -> dict[str, Any]:
-    """Add PUT, the alias of set and trigger that AXIS OS 11.10 and older used."""
+def _with_legacy_put(operations: dict[str, Any], source: str, put_only: bool) -> dict[str, Any]:
+    """Add PUT, the alias of set and trigger that AXIS OS 11.10 and older used; with
+    `put_only` (those versions themselves) PUT replaces `source`."""
+    if put_only:
+        return {**{k: v for k, v in operations.items() if k != source}, "put": operations[source]}
     legacy = dict(operations[source])
     legacy["operationId"] = f"{legacy['operationId']}.put"
     legacy["deprecated"] = True

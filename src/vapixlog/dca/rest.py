@@ -205,23 +205,24 @@ class DcaApp:
         if target.maps:
             await ensure_items_exist(target, ctx, path)
         strict = _strict(request)
-        handlers, node, method = target.api.handlers, target.node, request.method
+        api, node, method = target.api, target.node, request.method
+        handlers = api.handlers
         if isinstance(node, Property):
             if method == "GET" and node.get:
                 require(user, node.get, f"reading {node.path}")
                 return _success(await handlers.getters[node.path](ctx))
-            if method in ("PATCH", "PUT") and node.set:
+            if method in api.set_methods and node.set:
                 require(user, node.set, f"setting {node.path}")
                 value = node.validate(await self._read_data(request, strict), "data", strict)
                 return _reply(await handlers.setters[node.path](ctx, value))
-            raise _not_allowed(request, _allowed(get=node.get, set=node.set))
+            raise _not_allowed(request, api, get=node.get, set=node.set)
         if isinstance(node, Action):
-            if method in ("POST", "PUT") and node.trigger:
+            if method in api.trigger_methods and node.trigger:
                 require(user, node.trigger, f"triggering {node.path}")
                 data = await self._read_data(request, strict, optional=node.validate is None)
                 data = _validate_action_input(node, data, strict)
                 return _reply(await handlers.triggers[node.path](ctx, data))
-            raise _not_allowed(request, _allowed(trigger=node.trigger))
+            raise _not_allowed(request, api, trigger=node.trigger)
         name = node.path or target.api.model.id
         if target.collection:
             if method == "GET" and node.get:
@@ -234,11 +235,11 @@ class DcaApp:
                 if key in await handlers.key_listers[node.path](ctx):
                     raise ConflictError(f"{name} already has an item {key!r}")
                 return _reply(await handlers.adders[node.path](ctx, item), status=201)
-            raise _not_allowed(request, _allowed(get=node.get, add=node.add))
+            raise _not_allowed(request, api, get=node.get, add=node.add)
         if method == "GET" and node.get:
             require(user, node.get, f"reading {name}")
             return _success(await read_entity(target.api, node, ctx))
-        if method in ("PATCH", "PUT") and node.settable:
+        if method in api.set_methods and node.settable:
             changes = entity_changes(
                 node, await self._read_data(request, strict), "data", user, strict
             )
@@ -252,7 +253,7 @@ class DcaApp:
             require(user, node.remove, f"removing from {name}")
             return _reply(await handlers.removers[node.path](ctx))
         remove = node.remove if is_item else None
-        raise _not_allowed(request, _allowed(get=node.get, set=node.settable, remove=remove))
+        raise _not_allowed(request, api, get=node.get, set=node.settable, remove=remove)
 
     async def _read_data(self, request: DcaRequest, strict: bool, *, optional: bool = False) -> Any:
         """The `data` member of a JSON body of at most `max_body` bytes."""
@@ -295,31 +296,30 @@ def _validate_action_input(action: Action, data: Any, strict: bool) -> Any:
     return {}
 
 
-def _allowed(
+def _not_allowed(
+    request: DcaRequest,
+    api: BoundApi,
     *,
     get: object = None,
     set: object = None,
     trigger: object = None,
     add: object = None,
     remove: object = None,
-) -> list[str]:
-    """The methods of the operations that exist, in a fixed order, for the `Allow` header."""
-    methods = []
+) -> MethodNotAllowedError:
+    """405 with an `Allow` header: the methods of the operations that exist, in a fixed
+    order, without duplicates (PUT both sets and triggers)."""
+    methods: list[str] = []
     for operation, names in (
-        (get, ["GET"]),
-        (add, ["POST"]),
-        (set, ["PATCH", "PUT"]),
-        (trigger, ["POST", "PUT"]),
-        (remove, ["DELETE"]),
+        (get, ("GET",)),
+        (add, ("POST",)),
+        (set, api.set_methods),
+        (trigger, api.trigger_methods),
+        (remove, ("DELETE",)),
     ):
         if operation:
-            methods += names
-    return methods
-
-
-def _not_allowed(request: DcaRequest, allow: list[str]) -> MethodNotAllowedError:
+            methods += [name for name in names if name not in methods]
     detail = f"{request.method} on {request.path}"
-    return MethodNotAllowedError(detail, allow=allow)
+    return MethodNotAllowedError(detail, allow=methods)
 
 
 def _strict(request: DcaRequest) -> bool:

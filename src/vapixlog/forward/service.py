@@ -23,6 +23,8 @@ from vapixlog.forward import config
 from vapixlog.forward.config import LogType, Server, Settings
 from vapixlog.forward.sender import Sender
 from vapixlog.severity import Severity
+from vapixlog.syslog import audit as events
+from vapixlog.syslog.audit import AuditLog
 from vapixlog.syslog.entry import Entry
 from vapixlog.syslog.system_log import AUDIT_TAG, SystemLog
 
@@ -31,6 +33,9 @@ TAG = "remote-syslogd"  # the forwarder's own entries and its test messages
 AUDIT_TEST_MESSAGE = "Base Event: This is an audit test message."
 
 Audit = Callable[[str], Awaitable[None]]
+# What the audit entries of changes name (the device's parameter group, remote-syslog.md).
+ENABLED_SETTING = "API.RemoteSyslog1.Enabled"
+SERVERS_SETTING = "API.RemoteSyslog1.Servers"
 
 
 def install_ca(source: Path, state_dir: Path) -> None:
@@ -43,8 +48,15 @@ def install_ca(source: Path, state_dir: Path) -> None:
 
 
 class RemoteSyslog:
-    def __init__(self, syslog: SystemLog, state_dir: Path, *, audit: Audit) -> None:
+    def __init__(
+        self, syslog: SystemLog, state_dir: Path, *, audit: Audit, audit_log: AuditLog | None
+    ) -> None:
+        """`audit_log`: the audit store of AXIS OS 12.5+, forwarded too (None: audit events
+        are entries of the system log)."""
         self._syslog = syslog
+        self._sources: tuple[SystemLog | AuditLog, ...] = (
+            (syslog,) if audit_log is None else (syslog, audit_log)
+        )
         self._state_dir = state_dir
         self._audit = audit
         self.settings = config.load(state_dir)
@@ -70,7 +82,7 @@ class RemoteSyslog:
             await self._save(settings)
             self._apply(settings)
             described = "; ".join(_describe(server) for server in servers) or "no servers"
-            await self._audit(f"remote syslog set up by {actor}: {described}")
+            await self._audit(events.configured(actor, SERVERS_SETTING, described))
             return settings
 
     async def enable(self, *, actor: str) -> Settings:
@@ -78,14 +90,14 @@ class RemoteSyslog:
             settings = Settings(enabled=True, servers=self.settings.servers)
             await self._save(settings)
             self._apply(settings)
-            await self._audit(f"remote syslog enabled by {actor}")
+            await self._audit(events.configured(actor, ENABLED_SETTING, "true"))
             return settings
 
     async def disable(self, *, actor: str) -> Settings:
         async with self._lock:
             settings = Settings(enabled=False, servers=self.settings.servers)
             await self._save(settings)
-            await self._audit(f"remote syslog disabled by {actor}")
+            await self._audit(events.configured(actor, ENABLED_SETTING, "false"))
             self._apply(settings)
             return settings
 
@@ -134,7 +146,8 @@ class RemoteSyslog:
     def _replace_senders(self, servers: tuple[Server, ...]) -> None:
         old, self._senders = self._senders, ()
         if old:
-            self._syslog.remove_tap(self._tap)
+            for source in self._sources:
+                source.remove_tap(self._tap)
         for sender in old:  # in the background: a reply never waits for a flush
             task = asyncio.create_task(sender.close(FLUSH))
             self._retiring.add(task)
@@ -148,7 +161,8 @@ class RemoteSyslog:
         )
         for sender in self._senders:
             sender.start()
-        self._syslog.add_tap(self._tap)
+        for source in self._sources:
+            source.add_tap(self._tap)
 
     def _offer(self, entry: Entry) -> None:
         for sender in self._senders:

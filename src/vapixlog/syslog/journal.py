@@ -74,7 +74,11 @@ class Journal:
         notify: Notify,
         on_batch_done: BatchDone,
         batch_bytes: int = 4 << 20,
+        label: str = "persistent log",
+        rotated_line: Callable[[], bytes] | None = None,
     ) -> None:
+        """`label` names the log in the notices; `rotated_line()`, when given, is written
+        first into every file a rotation starts (the audit log records its rotations)."""
         if file_bytes <= 0 or max_bytes <= 0 or batch_bytes <= 0:
             raise ValueError("max_bytes, file_bytes and batch_bytes must be positive")
         self.dir = Path(dir)
@@ -83,13 +87,19 @@ class Journal:
         self.batch_bytes = batch_bytes
         self._notify_cb = notify
         self._on_batch_done = on_batch_done
+        self.label = label
+        self._rotated_line = rotated_line
         self._cond = threading.Condition()
         self._queue: deque[_Item] = deque()
         self._closing = False
         self._thread: threading.Thread | None = None
         # Writer state, touched only by the writer thread once started.
         self._store = LogStore(
-            self.dir, max_bytes=max_bytes, file_bytes=file_bytes, notify=self._notify
+            self.dir,
+            max_bytes=max_bytes,
+            file_bytes=file_bytes,
+            notify=self._notify,
+            label=label,
         )
         self._paused = False
         self._unstored_paused = 0
@@ -157,12 +167,12 @@ class Journal:
             try:
                 done = repair(path, recovered)
             except OSError as error:  # a start must never fail because of a damaged file
-                self._notify(Severity.ERROR, f"cannot check persistent log {path.name}: {error}")
+                self._notify(Severity.ERROR, f"cannot check {self.label} {path.name}: {error}")
                 continue
             if done is not None:
                 self._notify(
                     Severity.WARNING,
-                    f"repaired persistent log {path.name}: cut {done.cut_bytes} damaged "
+                    f"repaired {self.label} {path.name}: cut {done.cut_bytes} damaged "
                     f"bytes, set aside in {RECOVERED_DIR}/{done.set_aside.name}",
                 )
 
@@ -230,7 +240,7 @@ class Journal:
                     reports = self._process(batch)
                 except Exception:  # a bug must not silently stop persistent logging
                     _log.exception("journal writer failed on a batch")
-                    self._notify(Severity.ERROR, "persistent log writer failed on a batch")
+                    self._notify(Severity.ERROR, f"{self.label} writer failed on a batch")
                     reports = [(token, False) for _, _, token in batch]
                 try:
                     self._on_batch_done(reports)
@@ -283,6 +293,10 @@ class Journal:
                             ready.clear()
                             pending, pending_len = [], 0
                             fd = store.rotate()
+                            if self._rotated_line is not None:
+                                first = self._rotated_line()
+                                pending.append(first)
+                                pending_len += len(first)
                         pending.append(line)
                         pending_len += len(line)
                 ready.append(index)
@@ -306,7 +320,7 @@ class Journal:
                 self._paused = True
                 self._notify(
                     Severity.WARNING,
-                    f"persistent logging paused: less than {self.keep_free_bytes} bytes "
+                    f"{self.label} paused: less than {self.keep_free_bytes} bytes "
                     f"free on {self.dir}",
                 )
             self._unstored_paused += _entries(datas)
@@ -316,7 +330,7 @@ class Journal:
             count, self._unstored_paused = self._unstored_paused, 0
             self._notify(
                 Severity.NOTICE,
-                f"persistent logging resumed: {count} entries were not stored while paused",
+                f"{self.label} resumed: {count} entries were not stored while paused",
             )
         return True
 
@@ -326,7 +340,7 @@ class Journal:
             self._failing = True
             self._notify(
                 Severity.WARNING,
-                f"persistent log write failed: {error}; entries are not stored until "
+                f"{self.label} write failed: {error}; entries are not stored until "
                 "writing works again",
             )
 
@@ -336,7 +350,7 @@ class Journal:
             count, self._unstored_failing = self._unstored_failing, 0
             self._notify(
                 Severity.NOTICE,
-                f"persistent logging works again: {count} entries were not stored",
+                f"{self.label} works again: {count} entries were not stored",
             )
 
     def _notify(self, severity: Severity, message: str) -> None:

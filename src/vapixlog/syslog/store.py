@@ -35,8 +35,10 @@ class LogStore:
         max_bytes: int,
         file_bytes: int,
         notify: Callable[[Severity, str], None],
+        label: str = "persistent log",
     ) -> None:
         self.dir = directory
+        self.label = label  # names the log in notices
         self.max_bytes = max_bytes
         self.file_bytes = file_bytes
         self._notify = notify
@@ -112,13 +114,13 @@ class LogStore:
                 path.unlink(missing_ok=True)
                 fsync_dir(self.dir)
             except OSError as error:
-                self._notify(Severity.WARNING, f"cannot drop old persistent log file: {error}")
+                self._notify(Severity.WARNING, f"cannot drop old {self.label} file: {error}")
                 return
             size = self._sizes.pop(seq)
             self.total -= size
             self._notify(
                 Severity.NOTICE,
-                f"persistent log over its cap of {self.max_bytes} bytes: dropped oldest file "
+                f"{self.label} over its cap of {self.max_bytes} bytes: dropped oldest file "
                 f"{path.name} ({size} bytes)",
             )
 
@@ -136,7 +138,7 @@ class LogStore:
             if self.dir.exists():
                 self.dir.rename(clearing)
         except OSError as error:
-            self._notify(Severity.WARNING, f"cannot clear the persistent log: {error}")
+            self._notify(Severity.WARNING, f"cannot clear the {self.label}: {error}")
             self.scan()
             return False
         self._sizes, self.total, self._seq, self._synced, self._dirty = {}, 0, 1, 0, False
@@ -145,7 +147,7 @@ class LogStore:
             fsync_dir(self.dir.parent)
             shutil.rmtree(clearing)
         except OSError as error:  # the log is cleared; only cleanup is left over
-            self._notify(Severity.WARNING, f"persistent log cleared, cleanup failed: {error}")
+            self._notify(Severity.WARNING, f"{self.label} cleared, cleanup failed: {error}")
         return True
 
     def close(self) -> None:

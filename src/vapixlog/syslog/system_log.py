@@ -214,10 +214,11 @@ class SystemLog:
         self._running_loop().call_soon_threadsafe(self.log, severity, message)
 
     def _batch_done_from_journal(self, results: list[tuple[object, bool]]) -> None:
-        self._running_loop().call_soon_threadsafe(_resolve, results)
+        self._running_loop().call_soon_threadsafe(resolve_futures, results)
 
 
-def _resolve(results: list[tuple[object, bool]]) -> None:
+def resolve_futures(results: list[tuple[object, bool]]) -> None:
+    """Resolve the futures among a journal batch's tokens (on the event loop thread)."""
     for token, stored in results:
         if isinstance(token, asyncio.Future) and not token.done():
             token.set_result(stored)

@@ -9,7 +9,8 @@ Routes (all behind the service's Basic/Digest authentication):
     Its script and style sheet.
 ``GET /logs/status``
     JSON for the page (any role): the user and role, what the role may do (`may`), the
-    device's identity and boot id, the persistent log's state (`enabled`, `paused` by the
+    device's identity and boot id, its clock (`time`, ISO 8601 with the UTC offset its log
+    lines carry), the persistent log's state (`enabled`, `paused` by the
     keep-free floor), size and cap, the volatile log's, and the number of live readers.
     For admins also `remote_syslog`: `remotesyslog.cgi`'s `status` data, each server with
     its `health` (`sent`, `dropped`, `problem`; null while forwarding is off). The page's
@@ -46,7 +47,10 @@ ends.
 Who sees what: the log itself is admin-only on the page, as `systemlog.cgi` and the server
 report are on the device (a system log can hold user names, addresses and what other
 services print). Viewers and operators get the page with the persistent-logging switch
-shown read-only, its storage use, and a note that reading the log needs the admin role.
+shown read-only and an overview of what their role may see (the device, persistent logging,
+storage use), with what needs the admin role (the log, remote syslog, the audit log) named
+as such rather than fetched. Admins also get an audit log card: the page reads the last
+entries from `auditlog.cgi?tail=N` itself (AXIS OS 12.5+; hidden where it answers 404).
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +73,7 @@ from starlette.types import Receive, Scope, Send
 from vapixlog.auth.users import Role
 from vapixlog.cgi import require
 from vapixlog.device import Device
+from vapixlog.syslog.line import format_timestamp
 
 STATIC = Path(__file__).with_name("static")
 SNAPSHOT_LINES = 5000
@@ -215,6 +221,14 @@ class _EventStream(StreamingResponse):
                 await aclose()
 
 
+def _log_api(device: Device) -> dict[str, Any] | None:
+    profile = device.config.profile
+    if not profile.dca:
+        return None
+    root = f"/config/rest/log/{profile.log_api_versions[0]}"
+    return {"root": root, "put_only": profile.legacy_put_only}
+
+
 def routes(device: Device) -> list[BaseRoute]:
     """The page's routes for `device` (the app adds them next to the others)."""
 
@@ -231,20 +245,27 @@ def routes(device: Device) -> list[BaseRoute]:
         syslog = device.syslog
         limits = syslog.limits
         admin = user.role.implies(Role.ADMIN)
+        log_api = _log_api(device)
         data = {
             "user": user.name,
             "role": str(user.role),
             "may": {
                 "read_log": admin,
-                "set_persistent": admin,
-                "clear": admin,
-                "write": admin,
+                "set_persistent": admin and log_api is not None,
+                "clear": admin and log_api is not None,
+                "write": admin and log_api is not None,
                 "remote_syslog": admin,
             },
             "hostname": device.identity.hostname,
             "serial": device.identity.serial,
             "firmware": device.firmware,
+            "axis_os": device.firmware_version,
+            # Where the page's script calls the Log API, and with which methods; None on
+            # firmware without one (AXIS OS 10.x).
+            "log_api": log_api,
             "boot_id": device.boot_id,
+            # The device's clock with its UTC offset, as its log lines carry it.
+            "time": format_timestamp(datetime.now().astimezone()),
             "uptime": round(device.uptime(), 3),
             "live_readers": syslog.subscriber_count,
             "persistent": {

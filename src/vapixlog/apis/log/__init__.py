@@ -10,9 +10,11 @@ from vapixlog.dca.binding import BoundApi, Handlers, RequestContext, Result
 from vapixlog.dca.errors import RateLimitedError
 from vapixlog.dca.model import Model, load_model
 from vapixlog.severity import Severity
+from vapixlog.syslog import audit as events
 
 if TYPE_CHECKING:
     from vapixlog.device import Device
+    from vapixlog.profiles import FirmwareProfile
 
 MODEL_PATH = Path(__file__).with_name("model.json")
 DEFAULT_SEVERITY = Severity.INFO
@@ -25,8 +27,24 @@ def model() -> Model:
     return load_model(MODEL_PATH)
 
 
+@cache
+def _variant(state: str, version: str) -> Model:
+    """The model as an older firmware presents it (AXIS OS 11.x: alpha, at `v1alpha`)."""
+    base = model()
+    if (state, version) == (base.state, base.version):
+        return base
+    return load_model({**base.document, "state": state, "version": version})
+
+
+def profile_model(profile: FirmwareProfile) -> Model:
+    """The Log API's model on a firmware profile (its state and version in discovery)."""
+    base = model()
+    return _variant(profile.log_api_state or base.state, profile.log_api_version or base.version)
+
+
 def bind(device: Device) -> BoundApi:
-    """The Log API of one device, at `/config/rest/log/v1` and `/config/rest/log/v1alpha`."""
+    """The Log API of one device at the REST segments its firmware profile serves:
+    `/config/rest/log/v1` and `/config/rest/log/v1alpha` (12.x), `v1alpha` only (11.x)."""
     handlers = Handlers()
 
     @handlers.trigger("writeMessage")
@@ -61,9 +79,16 @@ def bind(device: Device) -> BoundApi:
     async def clear_log(ctx: RequestContext, data: dict[str, Any]) -> None:
         await device.clear_persistent_log(actor=_actor(ctx))
 
-    # The docs name the API alpha at v1alpha; current firmware serves it released at v1.
-    return BoundApi(model(), handlers, aliases=("v1alpha",))
+    # The docs name the API alpha at v1alpha; current firmware serves it released at v1
+    # and keeps v1alpha as an alias; 11.x serves the alpha at v1alpha only.
+    profile = device.config.profile
+    bound_model = profile_model(profile)
+    segments = profile.log_api_versions
+    aliases = tuple(segment for segment in segments if segment != bound_model.version_segment)
+    if bound_model.version_segment not in segments:
+        raise ValueError(f"firmware {profile.version}: the Log API is not at {segments}")
+    return BoundApi(bound_model, handlers, aliases=aliases, put_only=profile.legacy_put_only)
 
 
 def _actor(ctx: RequestContext) -> str:
-    return f"user {ctx.user.name} from {ctx.client}"
+    return events.actor(ctx.user.name, ctx.client)
