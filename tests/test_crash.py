@@ -1,5 +1,6 @@
 """Crash safety: a short run of the SIGKILL harness (`crashtest.py`; `make crash-test` runs the
-long one), and the start-up repair of damaged persistent files, end to end."""
+long one), its checkers (persistent and audit log), and the start-up repair of damaged
+persistent files, end to end."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import httpx
 import pytest
 
 from conftest import start_server
-from crashtest import CrashResult, check_files, run_crash_test
+from crashtest import CrashResult, check_audit_files, check_files, run_crash_test
 from servers import USERS, Server
 from syslog_files import persistent_lines
 from vapixlog.syslog import ParsedLine, list_logs, parse_line
@@ -28,6 +29,9 @@ def test_short_crash_run(tmp_path: Path) -> None:
     assert result.acked > 0, detail
     assert not result.start_failures, detail
     assert (result.lost, result.duplicated, result.torn) == (0, 0, 0), detail
+    assert result.audit_acked > 0, detail
+    assert (result.audit_lost, result.audit_duplicated, result.audit_torn) == (0, 0, 0), detail
+    assert result.ok, detail
 
 
 def test_crash_check_finds_lost_duplicated_and_torn_lines(tmp_path: Path) -> None:
@@ -44,6 +48,39 @@ def test_crash_check_finds_lost_duplicated_and_torn_lines(tmp_path: Path) -> Non
     result = CrashResult()
     check_files(tmp_path, sent, ["crash k0 w0 n0", "crash k0 w0 n3", "crash k0 w1 n1"], result)
     assert (result.lost, result.duplicated, result.torn) == (2, 1, 3), result.problems
+
+
+def test_crash_check_finds_lost_duplicated_and_torn_audit_lines(tmp_path: Path) -> None:
+    """The audit checker, on audit files damaged on purpose: a setup's line twice, two lines
+    run together, garbage, a port never sent, a torn tail; other audit events are fine."""
+    folder = tmp_path / "audit" / "log"
+    folder.mkdir(parents=True)
+    line = "2026-11-25T19:32:11.043+00:00 axis-x [ INFO    ] audit[1]: {}\n"
+
+    def setup(port: int) -> str:
+        return line.format(
+            "API Activity: root@127.0.0.1 configured API.RemoteSyslog1.Servers "
+            f"(UDP 127.0.0.1:{port} RFC5424 Debug All)."
+        )
+
+    login = line.format("Authentication: root@127.0.0.1 Authentication successful (HTTP/S).")
+    started = line.format("Entity Management: Audit Log started.")
+    first = started + login + setup(1024) + setup(1025) + setup(1026) + setup(1025)
+    run_together = setup(1027).rstrip("\n") + setup(1028)
+    torn_tail = setup(1031)[:-20]
+    (folder / "messages-000001.log").write_text(first)
+    (folder / "messages-000002.log").write_text(
+        started + run_together + "garbage\n" + setup(9999) + torn_tail + "\n" + torn_tail
+    )
+    (folder / "notes.txt").write_text("not a log file\n")
+    sent = set(range(1024, 1032))
+    result = CrashResult(acked=1, audit_acked=5)
+    check_audit_files(tmp_path, sent, [1024, 1026, 1028, 1029, 1030], result)
+    audit = (result.audit_lost, result.audit_duplicated, result.audit_torn)
+    assert audit == (3, 1, 5), result.problems
+    assert (result.lost, result.duplicated, result.torn) == (0, 0, 0)
+    assert "audit lost: setup of port 1028" in result.problems  # run into 1027's line
+    assert not result.ok
 
 
 def _systemlog(server: Server) -> str:

@@ -502,14 +502,17 @@ def test_long_lines_times_highlights_audit_and_the_write_limit(
     tab.close()
 
 
-def test_no_audit_card_before_axis_os_12_5(browser: Browser, tmp_path: Path) -> None:
-    server = start_server(tmp_path / "state", "--firmware", "12.4")
+@pytest.mark.parametrize("firmware", ["12.4", "10.12"])
+def test_no_audit_card_before_axis_os_12_5(browser: Browser, tmp_path: Path, firmware: str) -> None:
+    """No audit log before 12.5; on 10.12 no Log API either, yet the admin's live log works."""
+    server = start_server(tmp_path / "state", "--firmware", firmware)
     try:
         tab = Tab(browser, server, "root", DESKTOP)
         tab.page.wait_for_selector("#audit[data-state='absent']", state="attached")
         assert not tab.page.locator("#audit").is_visible()
         assert [u for u in tab.requests if "auditlog.cgi" in u] != []  # asked once, 404
         tab.wait_live()
+        assert tab.page.locator("#persistent").is_disabled() == (firmware == "10.12")
         tab.close()
     finally:
         if server.proc:
