@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import cast
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from vapixlog.severity import Severity
 from vapixlog.syslog import Journal, logfiles
+from vapixlog.syslog import journal as journal_module
 from vapixlog.syslog.logfiles import valid_length
 
 MiB = 1 << 20
@@ -110,6 +112,33 @@ def test_appends_are_durable_in_order(make_journal: Factory) -> None:
     assert [p.name for p in journal.files()] == ["messages-000001.log"]
     assert journal.size_bytes() == len(b"".join(lines))
     assert oct(journal.files()[0].stat().st_mode & 0o777) == "0o640"
+
+
+def test_an_idle_writer_thread_ends_and_work_starts_another(
+    make_journal: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fleet of idle devices holds no writer threads; the next entry brings one back."""
+    monkeypatch.setattr(journal_module, "IDLE_EXIT", 0.05)
+    journal, rec = make_journal()
+    journal.recover()
+    journal.start()
+    assert not _writer_threads()  # nothing to write yet: no thread
+    journal.append(b"first\n", 1)
+    rec.wait_for(1)
+    deadline = time.monotonic() + 5
+    while _writer_threads():
+        assert time.monotonic() < deadline, "the idle writer thread did not end"
+        time.sleep(0.01)
+    for token in range(2, 52):  # the next entries start a new writer on the same file
+        journal.append(f"line {token}\n".encode(), token)
+    rec.wait_for(51)
+    assert all(ok for _, ok in rec.reports)
+    expected = b"first\n" + b"".join(f"line {t}\n".encode() for t in range(2, 52))
+    assert content(journal) == expected and len(journal.files()) == 1
+
+
+def _writer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "vapixlog-journal" and t.is_alive()]
 
 
 def test_group_commit_with_concurrent_writers(make_journal: Factory) -> None:

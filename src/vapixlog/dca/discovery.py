@@ -66,7 +66,31 @@ def browsable_documents(apis: Sequence[BoundApi]) -> tuple[set[str], set[str]]:
 
 
 def routes(apis: Sequence[BoundApi], *, firmware: str) -> list[Route]:
-    """Discovery routes; every document is built once, here."""
+    """Discovery routes; every document is built once, and shared by every device whose APIs
+    have the same shape (a fleet of N devices holds one copy, not N)."""
+    shape = (firmware, tuple((id(api.model), api.aliases, api.put_only) for api in apis))
+    documents = _SHARED.get(shape)
+    if documents is None:
+        documents = _SHARED[shape] = _documents(apis, firmware)
+
+    async def discover(request: Request) -> Response:
+        path = request.url.path.rstrip("/") or "/"
+        response = documents.get(path)
+        if response is None:
+            return envelope.error(NotFoundError(request.url.path))
+        return response
+
+    return [
+        Route(DISCOVER, discover, methods=["GET"]),
+        Route(DISCOVER + "/{rest:path}", discover, methods=["GET"]),
+    ]
+
+
+# Models are loaded once per process (cached), so their ids are stable keys.
+_SHARED: dict[tuple[str, tuple[tuple[int, tuple[str, ...], bool], ...]], dict[str, Response]] = {}
+
+
+def _documents(apis: Sequence[BoundApi], firmware: str) -> dict[str, Response]:
     documents: dict[str, Response] = {}
     document = discovery_document(apis)
     documents[DISCOVER] = _json(document)
@@ -87,18 +111,7 @@ def routes(apis: Sequence[BoundApi], *, firmware: str) -> list[Route]:
     documents[f"{DISCOVER}/openapi.json"] = _json(
         openapi_document(apis, title="Device Configuration APIs", version=firmware)
     )
-
-    async def discover(request: Request) -> Response:
-        path = request.url.path.rstrip("/") or "/"
-        response = documents.get(path)
-        if response is None:
-            return envelope.error(NotFoundError(request.url.path))
-        return response
-
-    return [
-        Route(DISCOVER, discover, methods=["GET"]),
-        Route(DISCOVER + "/{rest:path}", discover, methods=["GET"]),
-    ]
+    return documents
 
 
 def _json(value: Any) -> Response:

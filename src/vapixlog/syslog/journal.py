@@ -43,6 +43,9 @@ BatchDone = Callable[[list[tuple[object, bool]]], None]
 _log = logging.getLogger(__name__)
 
 _APPEND, _FLUSH, _CLEAR = 0, 1, 2
+# Seconds a writer thread waits for work before it ends: a fleet of idle devices holds no
+# threads, and a busy log keeps its writer.
+IDLE_EXIT = 5.0
 _Item = tuple[int, bytes, object]
 _NOTHING = b""
 
@@ -92,7 +95,9 @@ class Journal:
         self._cond = threading.Condition()
         self._queue: deque[_Item] = deque()
         self._closing = False
-        self._thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = None  # the writer, while there is work
+        self._started = False
+        self._cap_checked = False
         # Writer state, touched only by the writer thread once started.
         self._store = LogStore(
             self.dir,
@@ -156,7 +161,7 @@ class Journal:
 
     def recover(self) -> None:
         """Cold start repair: finish an interrupted clear and cut torn file tails."""
-        if self._thread is not None:
+        if self._started:
             raise RuntimeError("recover() must run before start()")
         clearing = clearing_dir(self.dir)
         if clearing.exists():  # a clear was interrupted after its rename: finish it
@@ -177,25 +182,26 @@ class Journal:
                 )
 
     def start(self) -> None:
-        """Start the writer thread."""
-        if self._thread is not None:
+        """Start writing: a writer thread runs while there is work (see `IDLE_EXIT`)."""
+        if self._started:
             raise RuntimeError("journal already started")
         if self._closing:
             raise RuntimeError("journal is closed")
         self._open_dir()
-        # A daemon thread cannot hold up interpreter exit. That breaks no promise: a token is
-        # only reported after its fdatasync, and recover() repairs a torn tail.
-        self._thread = threading.Thread(target=self._run, name="vapixlog-journal", daemon=True)
-        self._thread.start()
+        with self._cond:
+            self._started = True
+            if self._queue:
+                self._spawn()
 
     def close(self) -> None:
         """Write, sync and report everything queued, stop the writer thread. Idempotent."""
         with self._cond:
             self._closing = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join()
-        elif self._queue:  # never started: drain in this thread so no token is lost
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+        elif self._queue and not self._started:  # drain in this thread: no token is lost
             self._open_dir()
             self._run()
 
@@ -210,13 +216,28 @@ class Journal:
             if self._closing:
                 raise RuntimeError("journal is closed")
             self._queue.append(item)
-            self._cond.notify()
+            if self._thread is None and self._started:
+                self._spawn()
+            else:
+                self._cond.notify()
+
+    def _spawn(self) -> None:
+        """Start a writer thread (with `_cond` held). A daemon thread cannot hold up
+        interpreter exit. That breaks no promise: a token is only reported after its
+        fdatasync, and recover() repairs a torn tail."""
+        self._thread = threading.Thread(target=self._run, name="vapixlog-journal", daemon=True)
+        self._thread.start()
 
     def _take(self) -> list[_Item] | None:
-        """The next batch, waiting for one; None once closing and drained."""
+        """The next batch, waiting for one; None once closing and drained; an empty list
+        when idle for `IDLE_EXIT` seconds (the thread then ends, its file closed)."""
         with self._cond:
             while not self._queue and not self._closing:
-                self._cond.wait()
+                if not self._cond.wait(IDLE_EXIT) and not self._queue and not self._closing:
+                    # Under the lock, so the next `_put` starts a thread on a closed store.
+                    self._store.close()
+                    self._thread = None
+                    return []
             queue = self._queue
             if not queue:
                 return None
@@ -233,9 +254,15 @@ class Journal:
     # ----- writer thread -----
 
     def _run(self) -> None:
+        idle = False
         try:
-            self._store.enforce_cap()  # the cap may have been lowered since the last boot
+            if not self._cap_checked:  # the cap may have been lowered since the last boot
+                self._cap_checked = True
+                self._store.enforce_cap()
             while (batch := self._take()) is not None:
+                if not batch:
+                    idle = True  # `_take` closed the store and forgot this thread
+                    return
                 try:
                     reports = self._process(batch)
                 except Exception:  # a bug must not silently stop persistent logging
@@ -247,7 +274,8 @@ class Journal:
                 except Exception:
                     _log.exception("journal on_batch_done callback failed")
         finally:
-            self._store.close()
+            if not idle:
+                self._store.close()
 
     def _process(self, batch: list[_Item]) -> list[tuple[object, bool]]:
         stored = iter(self._commit([data for kind, data, _ in batch if kind == _APPEND]))
