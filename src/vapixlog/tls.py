@@ -59,29 +59,31 @@ def load_pair(certfile: Path, keyfile: Path) -> TlsFiles:
     return TlsFiles(certfile, keyfile, fingerprint(cert))
 
 
-def self_signed(directory: Path, hostname: str) -> TlsFiles:
-    """The device's self-signed pair in `directory`, generated when needed."""
+def self_signed(directory: Path, hostname: str, address: str | None = None) -> TlsFiles:
+    """The device's self-signed pair in `directory`, generated when needed; it names
+    `address` too when given (a device of a fleet on its own address)."""
     certfile, keyfile = directory / CERT_NAME, directory / KEY_NAME
     try:
         files = load_pair(certfile, keyfile)
         cert = x509.load_pem_x509_certificate(certfile.read_bytes())
-        if _covers(cert, hostname) and _valid_now(cert):
+        names = [hostname, *([address] if address else [])]
+        if all(_covers(cert, name) for name in names) and _valid_now(cert):
             return files
     except (TlsError, OSError, ValueError):
         pass
-    cert_pem, key_pem = generate(hostname)
+    cert_pem, key_pem = generate(hostname, address)
     directory.mkdir(parents=True, exist_ok=True)
     _write(keyfile, key_pem, 0o600)
     _write(certfile, cert_pem, 0o644)
     return load_pair(certfile, keyfile)
 
 
-def generate(hostname: str) -> tuple[bytes, bytes]:
+def generate(hostname: str, address: str | None = None) -> tuple[bytes, bytes]:
     """(certificate PEM, private key PEM) of a new self-signed server certificate."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname[:64] or "localhost")])
     sans: list[x509.GeneralName] = []
-    for host in dict.fromkeys([hostname, "localhost", "127.0.0.1", "::1"]):
+    for host in dict.fromkeys([hostname, address or "", "localhost", "127.0.0.1", "::1"]):
         san = _san(host)
         if san is not None:
             sans.append(san)
