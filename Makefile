@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STATE_DIR ?= .vapixlog-state
+# The CLI's default too (DECISIONS 15): $VAPIXLOG_STATE_DIR, else ./.vapixlog-state.
+STATE_DIR ?= $(or $(VAPIXLOG_STATE_DIR),.vapixlog-state)
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
@@ -31,6 +32,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@
 
 serve: $(VENV)/.installed-run
+	@echo "The vapixlog command is $(BIN)/vapixlog ('. $(BIN)/activate' puts it on PATH)."
 	$(BIN)/vapixlog serve --host $(HOST) --port $(PORT) --state-dir $(STATE_DIR) $(ARGS)
 
 lint: $(VENV)/.installed-test
@@ -48,6 +50,12 @@ clean:
 .PHONY: crash-test
 crash-test: $(VENV)/.installed-test
 	$(BIN)/python tests/crashtest.py --kills 200 $(CRASH_ARGS)
+
+# Issue 15's acceptance at full size: SIGKILL `vapixlog capture` at random moments across 200
+# devices and rerun until done; checks one capture and one reboot per device, persistent off.
+.PHONY: capture-kill-test
+capture-kill-test: $(VENV)/.installed-test
+	$(BIN)/python tests/capturekill.py --devices 200 --kills 10 $(CAPTURE_KILL_ARGS)
 
 # Benchmarks (issue 6; not part of `make test` or CI): the server on core 0, the load
 # generator on core 1. Installs Debian's wrk, rsyslog (issue 14's receiver) and the bench-only

@@ -613,6 +613,9 @@ def main() -> None:
             fsync_rate = fsync_floor(WORK, 3.0)
             res.add(Row("fsync floor: 1-line append + fdatasync", f"{fsync_rate:,.0f} writes/s"))
             bench_startup(res, WORK / "service")
+            from fixture_start import bench_fixture_start  # issue 15: the pytest plugin
+
+            bench_fixture_start(res, WORK / "fixture")
             bench_service(res, WORK / "service", floor, fsync_rate, args.duration)
         bench_tar_all(res, WORK / "tar")
         if args.fleet:

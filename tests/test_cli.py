@@ -58,6 +58,8 @@ def test_first_start_creates_root_with_a_password_shown_once(tmp_path: Path) -> 
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
+        assert "state dir" in first, first  # stderr (DECISIONS 15), then the password
+        first = proc.stdout.readline()
         match = re.search(r"Created user 'root' \(admin\) with password: (\S+)", first)
         assert match, first
         password = match[1]

@@ -141,7 +141,10 @@ def test_new_lines() -> None:
 def test_capture_one_device_with_table(device: Server, tmp_path: Path) -> None:
     result = vapixlog("capture", "--output", str(tmp_path / "out"), server=device)
     assert result.returncode == 0, result.stderr
-    (tar,) = (tmp_path / "out").iterdir()
+    (tar,) = (tmp_path / "out").glob("*.tar")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        [tar.name, tar.name + ".json", "capture-journal.jsonl"]
+    )  # the tar, its sidecar, the journal
     assert tar.name.startswith(f"127.0.0.1_{device.port}_ACCC8E") and tar.suffix == ".tar"
     assert device.url in result.stdout and " ok " in result.stdout
     assert "1 device: 1 succeeded, 0 failed" in result.stdout
@@ -162,7 +165,7 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     no_file = vapixlog(
         "capture", "-o", str(tmp_path), "--devices-file", "/nonexistent", server=None
     )
-    assert no_file.returncode == 1 and no_file.stderr.startswith("vapixlog: ")
+    assert no_file.returncode == 2 and no_file.stderr.startswith("vapixlog: ")  # a bad argument
 
 
 def test_capture_reads_one_report_and_probes_none(tmp_path: Path) -> None:

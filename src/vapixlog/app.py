@@ -40,6 +40,8 @@ from vapixlog.dca.resources import PREFIX
 from vapixlog.dca.rest import DEFAULT_MAX_BODY, DcaApp
 from vapixlog.device import Device
 from vapixlog.edge import harden
+from vapixlog.faults import FaultPlan
+from vapixlog.faults import control as fault_control
 from vapixlog.syslog.access import AccessLogMiddleware
 from vapixlog.web import logs as logs_page
 
@@ -79,6 +81,8 @@ def create_app(
     https: bool = False,
     brute_force_protection: bool = True,
     realm: str | None = None,
+    faults: FaultPlan | None = None,
+    control: bool = False,
 ) -> ASGIApp:
     """The device's HTTP interface; `power` carries out reboots (none: reboot answers 423);
     `trusted_proxies` may set client addresses with `X-Forwarded-For` (`vapixlog.edge`);
@@ -86,7 +90,11 @@ def create_app(
     `brute_force_protection` blocks guessing addresses as devices do
     (`vapixlog.auth.bruteforce`), else failed logins are throttled (`vapixlog.auth.throttle`);
     `realm` is the device's Basic and Digest realm, one of `users.realms` (default: the
-    store's own; `serve` passes `AXIS_<serial>` of each device)."""
+    store's own; `serve` passes `AXIS_<serial>` of each device); `faults`: the device's fault
+    plan (`vapixlog.faults`; None: no fault layer at all), which `control` lets administrators
+    change at `/vapixlog/control/faults` (`serve --control`)."""
+    if control and faults is None:
+        faults = FaultPlan()
     realm = realm or users.realm
 
     @asynccontextmanager
@@ -131,6 +139,10 @@ def create_app(
         Route(apidiscovery.PATH, apidiscovery.endpoint(device), methods=["GET", "POST", "PUT"]),
         Route(remotesyslog.PATH, remotesyslog.endpoint(device), methods=["POST"]),
     ]
+    if control and faults is not None:
+        routes.append(
+            Route(fault_control.PATH, fault_control.endpoint(faults), methods=fault_control.METHODS)
+        )
     pages = Starlette(routes=routes, lifespan=lifespan)
     rest = DcaApp(apis, max_body=max_body, unavailable=device.unavailable_reason)
     offered = schemes(auth_policy, https=https)
@@ -179,4 +191,6 @@ def create_app(
         },
         unsafe_gets=[restart.PATH],
         trusted_proxies=trusted_proxies,
+        faults=faults,
+        unfaulted=[fault_control.PATH],
     )

@@ -132,6 +132,7 @@ class Device:
         self.firmware_part = "vapixlog"  # a device's product part number; ours names us
         self.reset_source = "poweron"  # why the previous boot ended: poweron, reboot, crash
         self.boot_id = ""
+        self.inherited_boot_id: str | None = None  # a reboot fault: the new boot keeps it
         self.started_at = 0.0
         self._settings_path = self.state_dir / "settings.json"
         self._boot_path = self.state_dir / "boot.json"
@@ -154,7 +155,8 @@ class Device:
     async def start(self) -> None:
         """Cold start: recover the persistent log, begin a boot session, log the boot."""
         previous = _read_json(self._boot_path)
-        self.boot_id = str(uuid.uuid4())  # a UUID, as systemready.cgi's `bootid` on devices
+        # A UUID, as systemready.cgi's `bootid` on devices.
+        self.boot_id = self.inherited_boot_id or str(uuid.uuid4())
         self.started_at = asyncio.get_running_loop().time()
         self.lifetime = Lifetime.load(self._lifetime_path)
         self.lifetime.boots += 1  # every start counts, crashes and power losses too

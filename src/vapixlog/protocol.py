@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 DEFAULT_REQUEST_TIMEOUT = 10.0
 MAX_HEADER_BYTES = 64 << 10  # request line and headers of one request
 REFUSED_LINGER = 1.0  # seconds a refused connection waits for its request before it is closed
+# Scope key of the request's connection (`asyncio.Transport`): faults reset it (vapixlog.faults).
+TRANSPORT_SCOPE_KEY = "vapixlog.transport"
 
 _408 = (
     b"HTTP/1.1 408 Request Timeout\r\n"
@@ -123,6 +125,7 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope[TRANSPORT_SCOPE_KEY] = self.transport  # type: ignore[literal-required]
         self._in_message = self._headers_pending = True
         self._header_bytes = self._raw_header_bytes = 0
         if self._request_timer is None:  # a pipelined request, already in the buffer

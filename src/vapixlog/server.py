@@ -3,7 +3,9 @@
 A reboot is the path of a real device, in-process: the reply goes out, the server stops
 accepting connections and shuts the device down (shutdown entries, journal written out),
 the address refuses connections for `reboot_downtime` seconds, then a new `Device` starts
-through the cold-start path (journal recovery, new boot id) on the same address.
+through the cold-start path (journal recovery, new boot id) on the same address. The device's
+reboot faults (`vapixlog.faults`) change that: a downtime of their own, a device that never
+comes back, or a new boot with the old boot id.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
 import logging
 import resource
 import signal
@@ -25,6 +28,7 @@ from vapixlog.auth import UserStore
 from vapixlog.auth.policy import AuthPolicy
 from vapixlog.auth.users import device_realm
 from vapixlog.device import Device, DeviceConfig, Identity
+from vapixlog.faults import FaultPlan, RebootFaults
 from vapixlog.profiles import FirmwareProfile, default_profile
 from vapixlog.protocol import DEFAULT_REQUEST_TIMEOUT, http_protocol
 from vapixlog.ratelimit import Rate
@@ -50,6 +54,7 @@ class ServeOptions:
     # Block guessing addresses (else: throttle); None: as the device's firmware profile
     # (on by default from AXIS OS 11.5).
     brute_force_protection: bool | None = None
+    control: bool = False  # the admin-only fault control endpoint (`serve --control`)
 
 
 class _UvicornServer(uvicorn.Server):
@@ -63,9 +68,27 @@ class DeviceServer:
     """One device on one port, across its reboots."""
 
     def __init__(
-        self, config: DeviceConfig, users: UserStore, *, port: int, options: ServeOptions
+        self,
+        config: DeviceConfig,
+        users: UserStore,
+        *,
+        port: int,
+        options: ServeOptions,
+        faults: FaultPlan | None = None,
+        host: str | None = None,
+        tls: tuple[str, str] | None = None,
     ) -> None:
+        """`host` and `tls` (certificate, key) override the options' for this device (a
+        fleet with an address per device)."""
         self.config = config
+        self.host = host or options.host
+        self._tls = tls or (
+            (options.tls_certfile, options.tls_keyfile)
+            if options.tls_certfile and options.tls_keyfile
+            else None
+        )
+        # Kept across reboots; None (no faults, no --control): no fault layer at all.
+        self.faults = faults if faults is not None or not options.control else FaultPlan()
         self.users = users
         self.port = port
         self.options = options
@@ -73,11 +96,15 @@ class DeviceServer:
         self._server: _UvicornServer | None = None
         self._stopping = asyncio.Event()
         self._reboot_pending = False
+        self._reboot_faults = RebootFaults()
 
     async def run(self) -> None:
         """Serve until `stop`, cold-starting the device again after every reboot."""
         while not self._stopping.is_set():
+            previous = self.device
             self.device = Device(self.config)
+            if previous is not None and self._reboot_faults.keep_boot_id:
+                self.device.inherited_boot_id = previous.boot_id
             # Each device challenges with its own realm, as real ones (`serve` registered
             # them all before the first start; this only writes for a changed serial).
             realm = device_realm(self.device.identity.serial)
@@ -90,12 +117,14 @@ class DeviceServer:
                 power=self,
                 trusted_proxies=self.options.trusted_proxies,
                 auth_policy=self.options.auth_policy,
-                https=self.options.tls_certfile is not None,
+                https=self._tls is not None,
                 brute_force_protection=self._brute_force_protection(),
+                faults=self.faults,
+                control=self.options.control,
             )
             config = uvicorn.Config(
                 app,
-                host=self.options.host,
+                host=self.host,
                 port=self.port,
                 log_config=None,
                 access_log=False,
@@ -109,16 +138,22 @@ class DeviceServer:
                 ),
                 # uvicorn counts the connection being checked too: N + 1 serves N at once.
                 limit_concurrency=self.options.max_connections + 1,
-                ssl_certfile=self.options.tls_certfile,
-                ssl_keyfile=self.options.tls_keyfile,
+                ssl_certfile=self._tls[0] if self._tls else None,
+                ssl_keyfile=self._tls[1] if self._tls else None,
             )
             self._server = _UvicornServer(config)
             await self._server.serve()
             if not self._reboot_pending:
                 return
             # Down: the listening socket is closed, so connections are refused meanwhile.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.options.reboot_downtime)
+            self._reboot_faults = self.faults.reboot() if self.faults else RebootFaults()
+            downtime = self._reboot_faults.downtime
+            if downtime is None:
+                downtime = self.options.reboot_downtime
+            with contextlib.suppress(TimeoutError):  # a reboot that hangs: until `stop`
+                await asyncio.wait_for(
+                    self._stopping.wait(), None if downtime == float("inf") else downtime
+                )
             self._reboot_pending = False
 
     def _brute_force_protection(self) -> bool:
@@ -225,6 +260,23 @@ def device_realms(configs: Sequence[DeviceConfig]) -> list[str]:
 def _profile_of(profiles: Sequence[FirmwareProfile], index: int) -> FirmwareProfile:
     """Device `index`'s firmware profile; none given: the default one."""
     return profiles[index] if profiles else default_profile()
+
+
+def fleet_addresses(count: int, first: str = "127.1.0.1") -> list[str]:
+    """One loopback address per device (DECISIONS 14), counting up from `first` and
+    skipping addresses that end in .0 or .255 (a network's or a broadcast's elsewhere)."""
+    addresses: list[str] = []
+    current = ipaddress.IPv4Address(first)
+    while len(addresses) < count:
+        if current not in _LOOPBACK:
+            raise ValueError(f"{count} devices do not fit in 127.0.0.0/8 from {first}")
+        if current.packed[3] not in (0, 255):
+            addresses.append(str(current))
+        current += 1
+    return addresses
+
+
+_LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 
 
 def raise_open_files_limit(needed: int) -> None:

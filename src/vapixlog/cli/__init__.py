@@ -7,16 +7,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vapixlog.cli import capture, device, remote_syslog, serve, users
+from vapixlog.cli import capture, device, insight, remote_syslog, serve, users
 from vapixlog.cli._common import device_options
-from vapixlog.cli.serve import parse_size
+from vapixlog.cli.serve_options import parse_size
 from vapixlog.cli.users import default_state_dir, open_users
 
 __all__ = ["build_parser", "default_state_dir", "main", "open_users", "parse_size"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from importlib.metadata import version
+
     parser = argparse.ArgumentParser(prog="vapixlog", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"vapixlog {version('vapixlog')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.add_parser(commands)
     users.add_parser(commands)
@@ -24,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     device.add_parsers(commands, parents)
     capture.add_parser(commands, parents)
     remote_syslog.add_parser(commands, parents)
+    insight.add_parsers(commands)
     return parser
 
 

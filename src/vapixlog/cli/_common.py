@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from vapixlog.severity import Severity
 
 if TYPE_CHECKING:
-    from vapixlog.client import Client
+    from vapixlog.client import Client, VapixError
 
 DEFAULT_CONCURRENCY = 32
 Handler = Callable[[argparse.Namespace], int]
@@ -49,15 +49,19 @@ def seconds(text: str) -> float:
     return value
 
 
-def device_options() -> argparse.ArgumentParser:
-    """The parent parser of every client command: --device and the credentials."""
+def device_options(*, fleet: bool = False) -> argparse.ArgumentParser:
+    """The parent parser of every client command: --device and the credentials; `fleet`:
+    --device repeats."""
     device = argparse.ArgumentParser(add_help=False)
     group = device.add_argument_group("device and credentials")
     group.add_argument(
         "--device",
         action="append",
         metavar="URL",
-        help="the device, e.g. https://192.168.0.90 (default: $VAPIXLOG_DEVICE)",
+        help="a device, e.g. https://192.168.0.90; repeat it for more devices (default: "
+        "$VAPIXLOG_DEVICE)"
+        if fleet
+        else "the device, e.g. https://192.168.0.90 (default: $VAPIXLOG_DEVICE)",
     )
     group.add_argument("--user", help="user name (default: $VAPIXLOG_USER, else root)")
     group.add_argument("--password", help="password (default: $VAPIXLOG_PASSWORD)")
@@ -72,6 +76,9 @@ def device_options() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--timeout", type=seconds, default=30.0, metavar="SECONDS", help="per request"
+    )
+    group.add_argument(
+        "--quiet", "-q", action="store_true", help="print nothing on success but the results"
     )
     group.add_argument(
         "--report-timeout",
@@ -119,8 +126,6 @@ def client_command(parser: argparse.ArgumentParser, handler: Handler) -> None:
 def run(args: argparse.Namespace, handler: Handler) -> int:
     """Run a client command; every failure is one `vapixlog: ...` line on stderr, exit 1
     (2 for bad arguments)."""
-    from vapixlog.client import VapixError
-
     try:
         return handler(args)
     except KeyboardInterrupt:
@@ -129,18 +134,65 @@ def run(args: argparse.Namespace, handler: Handler) -> int:
         # stdout closed early (`vapixlog syslog | head`): not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except VapixError as exc:
+    except Exception as exc:
+        return report_failure(args, exc)
+
+
+def report_failure(args: argparse.Namespace, exc: BaseException) -> int:
+    """Print what went wrong as one line and return the exit code: 2 for bad arguments
+    (`ValueError`), else 1."""
+    from vapixlog.client import AuthenticationError, TlsError, VapixError
+
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]  # the one failure inside a task group
+    if isinstance(exc, AuthenticationError):
+        fail(_authentication_failed(args, exc))
+        return 1
+    if isinstance(exc, TlsError):
+        fail(f"{exc}; {tls_hint(exc)}")
+        return 1
+    if isinstance(exc, VapixError):
         fail(str(exc))
         return 1
-    except ValueError as exc:
+    if isinstance(exc, ValueError):
         fail(str(exc))
         return 2
-    except OSError as exc:
-        fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+    if isinstance(exc, OSError):
+        fail(f"{exc.filename}: {exc.strerror or exc}" if exc.filename else str(exc))
         return 1
-    except Exception as exc:
-        fail(f"{type(exc).__name__}: {exc}")
-        return 1
+    fail(f"{type(exc).__name__}: {exc}")
+    return 1
+
+
+def _authentication_failed(args: argparse.Namespace, exc: VapixError) -> str:
+    """A 401, with the URL, the user, and whether a password was given at all."""
+    user = connection(args)["user"]
+    where = exc.url or ", ".join(args.device or []) or os.environ.get("VAPIXLOG_DEVICE", "")
+    where = where.split("/axis-cgi/")[0].split("/config/")[0]
+    if not connection(args)["password"]:
+        why = "no password given (use --password or set VAPIXLOG_PASSWORD)"
+    else:
+        why = "wrong user name or password"
+    details = ", ".join(
+        f"{name} {value}" for name, value in (("HTTP", exc.status), ("code", exc.code)) if value
+    )
+    return f"{where}: authentication failed for user {user!r}: {why}" + (
+        f" ({details})" if details else ""
+    )
+
+
+def tls_hint(exc: BaseException) -> str:
+    """How to get past a TLS failure, with the options of the client commands."""
+    from vapixlog.client import CertificatePinError
+
+    if isinstance(exc, CertificatePinError):
+        return "check the fingerprint given to --pin-sha256 (serve prints its own at start)"
+    if "plain HTTP" in str(exc):
+        return "use an http:// URL for this port"
+    return (
+        "trust the device's certificate with --ca-file PEM, or pin it with --pin-sha256 "
+        "FINGERPRINT, or skip the check with --insecure (only on a network you trust)"
+    )
 
 
 def fail(message: str) -> None:
@@ -179,7 +231,11 @@ def open_client(args: argparse.Namespace) -> Client:
 def fleet_urls(args: argparse.Namespace) -> list[str]:
     urls = list(args.device or [])
     if args.devices_file is not None:
-        for line in args.devices_file.read_text().splitlines():
+        try:
+            text = args.devices_file.read_text()
+        except OSError as exc:
+            raise ValueError(f"--devices-file {args.devices_file}: {exc.strerror or exc}") from None
+        for line in text.splitlines():
             line = line.split("#", 1)[0].strip()
             if line:
                 urls.append(line)
@@ -187,4 +243,7 @@ def fleet_urls(args: argparse.Namespace) -> list[str]:
         urls.append(os.environ["VAPIXLOG_DEVICE"])
     if not urls:
         raise ValueError("no devices: give --device URL ... or --devices-file FILE")
-    return list(dict.fromkeys(urls))  # a device listed twice is captured once
+    from vapixlog.client import normalize_url
+
+    # A device listed twice (`http://10.0.0.5/`, `10.0.0.5`) is captured once.
+    return list(dict.fromkeys(normalize_url(url) for url in urls))

@@ -13,9 +13,13 @@ from vapixlog.cli._common import (
     add_fleet_options,
     client_command,
     connection,
+    device_options,
     fail,
     fleet_urls,
     wait_options,
+)
+from vapixlog.cli._common import (
+    seconds as positive_seconds,
 )
 
 if TYPE_CHECKING:
@@ -26,29 +30,73 @@ def add_parser(
     commands: argparse._SubParsersAction[argparse.ArgumentParser], device: argparse.ArgumentParser
 ) -> None:
     wait = wait_options()
+    # Its own --device help: here the option repeats (`device` is the other commands').
     capture = commands.add_parser(
         "capture",
-        parents=[device, wait],
+        parents=[device_options(fleet=True), wait],
         help="capture the logs of a reboot on one device or a fleet",
         description="On every device: turn persistent logging on, reboot, wait for the new "
         "boot, turn persistent logging off, download tar_all, clear the persistent log. A "
         "device without a Log API (AXIS OS 10.x) is left alone and reported as no-log-api, "
         "which is not a failure.",
     )
-    capture.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
+    capture.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="folder for the captures, one tar per device (created if missing)",
+    )
     add_fleet_options(capture)
     capture.add_argument(
         "--json", action="store_true", help="print the result as JSON, without progress display"
     )
+    _add_resilience_options(capture)
     client_command(capture, _capture)
+
+
+def _add_resilience_options(capture: argparse.ArgumentParser) -> None:
+    """--retries and --reboot-grace (the journal needs no option: see the README)."""
+    capture.add_argument(
+        "--retries",
+        type=int,
+        default=4,
+        metavar="N",
+        help="retries of a step that is safe to repeat (reads, persistent on/off, the "
+        "download, the clear), with backoff (default 4; never the reboot)",
+    )
+    capture.add_argument(
+        "--reboot-grace",
+        type=positive_seconds,
+        default=15.0,
+        metavar="SECONDS",
+        help="after a reboot request without an answer, how long the device must stay in "
+        "the same boot before the request counts as not carried out (default 15)",
+    )
 
 
 def _capture(args: argparse.Namespace) -> int:
     import asyncio
 
-    from vapixlog.client import AsyncClient, FleetProgress, Outcome, capture_fleet
+    from vapixlog.client import (
+        AsyncClient,
+        FleetProgress,
+        Outcome,
+        RetryPolicy,
+        capture_fleet,
+        unique_devices,
+    )
 
-    urls = fleet_urls(args)
+    urls, duplicates = unique_devices(fleet_urls(args))
+    for again, first in duplicates.items():
+        fail(f"note: {again} is the same device as {first}: captured once")
+    if args.retries < 0:
+        raise ValueError(f"--retries must be 0 or more, not {args.retries}")
+    if args.output.exists() and not args.output.is_dir():
+        raise ValueError(
+            f"--output {args.output} is a file; give a folder (one tar per device goes in it)"
+        )
     options = connection(args)
 
     def factory(url: str) -> AsyncClient:
@@ -63,6 +111,8 @@ def _capture(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         timeout=args.wait_timeout,
         progress=progress,
+        retry=RetryPolicy(attempts=args.retries + 1),
+        reboot_grace=args.reboot_grace,
     )
     if sys.stdout.isatty() and not args.json:
         with _LiveDisplay(progress):
@@ -70,9 +120,11 @@ def _capture(args: argparse.Namespace) -> int:
     else:
         outcomes = asyncio.run(run)
     seconds = time.monotonic() - started
+    outcomes = [_with_login_hint(outcome, options) for outcome in outcomes]
+    _note_earlier(args.output, outcomes)
     for outcome in outcomes:
         if outcome.outcome is Outcome.FAILED:
-            fail(f"{outcome.url}: {outcome.error}")
+            fail(f"{outcome.url}: failed at {_stage(outcome)}: {_error(outcome)}")
     if args.json:
         _print_json(outcomes, seconds)
     else:
@@ -123,6 +175,19 @@ class _LiveDisplay:
         self._bar.stop()
 
 
+def _note_earlier(output: Path, outcomes: list[DeviceOutcome]) -> None:
+    """Say that devices an earlier run into the same folder finished were left alone."""
+    from vapixlog.client import JOURNAL_NAME
+
+    earlier = sum(outcome.earlier for outcome in outcomes)
+    if earlier:
+        fail(
+            f"note: {earlier} device{'s' if earlier != 1 else ''} finished by an earlier run "
+            f"into {output} ({JOURNAL_NAME}) left alone, their files kept; to capture "
+            "them again, use another --output folder"
+        )
+
+
 def _outcome_json(outcome: DeviceOutcome) -> dict[str, Any]:
     return {
         "device": outcome.url,
@@ -133,11 +198,44 @@ def _outcome_json(outcome: DeviceOutcome) -> dict[str, Any]:
         "seconds": round(outcome.seconds, 3),
         "serial": outcome.serial,
         "boot_id": outcome.new_boot_id,
-        "failed_stage": (outcome.stage.value if outcome.stage else "connect")
-        if outcome.outcome == "failed"
-        else None,
-        "error": outcome.error,
+        "earlier": outcome.earlier,
+        "resumed": outcome.resumed,
+        "failed_stage": _stage(outcome) if outcome.outcome == "failed" else None,
+        "error": _error(outcome) if outcome.error else None,
     }
+
+
+def _with_login_hint(outcome: DeviceOutcome, options: dict[str, Any]) -> DeviceOutcome:
+    """A 401 names the user and says whether a password was given at all."""
+    import dataclasses
+
+    failed = "Authentication failed (HTTP 401"
+    if not outcome.error or failed not in outcome.error:
+        return outcome
+    if options["password"]:
+        why = "wrong user name or password"
+    else:
+        why = "no password given (use --password or set VAPIXLOG_PASSWORD)"
+    said = f"authentication failed for user {options['user']!r}: {why} (HTTP 401"
+    return dataclasses.replace(outcome, error=outcome.error.replace(failed, said, 1))
+
+
+def _stage(outcome: DeviceOutcome) -> str:
+    """The stage a device failed at; `connect`: before the first (the device was left as
+    it was)."""
+    return outcome.failed_at or "connect"
+
+
+def _error(outcome: DeviceOutcome) -> str:
+    """A failure's description without what the line already says: the device's URL, the
+    stage (`failed at stage reboot`, `reboot: ...`)."""
+    stage = _stage(outcome)
+    text = (outcome.error or "").removeprefix(f"{outcome.url}: ")
+    parts = [part for part in text.split("; ") if part != f"failed at stage {stage}"]
+    text = "; ".join(parts).removeprefix(f"{stage}: ").removeprefix(f"{outcome.url}: ")
+    if text.startswith(f"{outcome.url}/"):  # a path of the device: the line names it
+        text = text.removeprefix(outcome.url)
+    return text or "failed"
 
 
 def _print_json(outcomes: list[DeviceOutcome], seconds: float) -> None:
@@ -168,8 +266,7 @@ def _print_table(outcomes: list[DeviceOutcome], seconds: float) -> None:
         elif outcome.outcome == "no-log-api":
             result = "[yellow]no Log API[/yellow] (nothing changed, not rebooted)"
         else:
-            stage = outcome.stage.value if outcome.stage else "connect"
-            result = f"[red]failed at {stage}[/red]: {_escape(outcome.error or '')}"
+            result = f"[red]failed at {_stage(outcome)}[/red]: {_escape(_error(outcome))}"
         table.add_row(
             _escape(outcome.url),
             result,

@@ -13,232 +13,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vapixlog.auth.policy import AuthPolicy
-from vapixlog.cli.users import default_state_dir, open_users, register_realms
-from vapixlog.profiles import (
-    FirmwareProfile,
-    assign,
-    default_profile,
-    known_versions,
-    load_profile,
-    parse_mix,
-)
-from vapixlog.ratelimit import DEFAULT_WRITE_RATE, Rate, parse_rate
+from vapixlog.cli import faults as cli_faults
+from vapixlog.cli import serve_options
+from vapixlog.cli.serve_options import add_arguments
+from vapixlog.cli.users import announce_state_dir, open_users, register_realms
 from vapixlog.syslog.system_log import LogLimits
 
 if TYPE_CHECKING:
+    from vapixlog.device import DeviceConfig
     from vapixlog.server import DeviceServer
     from vapixlog.tls import TlsFiles
 
-_SIZE = re.compile(r"(\d+)\s*([KMGT]?)i?B?", re.IGNORECASE)
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def parse_size(text: str) -> int:
-    """`65536`, `64K`, `8M`, `1G` (binary units) as bytes."""
-    match = _SIZE.fullmatch(text.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"invalid size {text!r}; use e.g. 512K, 64M or 1G")
-    return int(match[1]) * _UNITS[match[2].upper()]
-
-
-def _rate_limit(text: str) -> Rate | None:
-    try:
-        return parse_rate(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive, not {text!r}")
-        return value
-
-    return parse
-
-
-def _report_delay(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if not 0 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be 0..3600 seconds, not {text!r}")
-    return value
-
-
-def _firmware(text: str) -> FirmwareProfile:
-    try:
-        return load_profile(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _firmware_mix(text: str) -> list[tuple[FirmwareProfile, int]]:
-    try:
-        return parse_mix(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _profiles(args: argparse.Namespace) -> list[FirmwareProfile] | str:
-    """Each device's firmware profile, or what is wrong with the options."""
-    if args.firmware_mix is not None:
-        if args.firmware is not None:
-            return "use either --firmware or --firmware-mix"
-        return assign(args.firmware_mix, args.devices)
-    return [args.firmware or default_profile()] * args.devices
-
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    serve = commands.add_parser("serve", help="run the device service")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument(
-        "--devices",
-        type=int,
-        default=1,
-        metavar="N",
-        help="emulate N independent devices on ports PORT..PORT+N-1 (default 1)",
+    serve = commands.add_parser(
+        "serve",
+        help="run the device service",
+        description="Run one emulated Axis device (or --devices N of them) until Ctrl-C.",
     )
-    serve.add_argument("--state-dir", type=Path, default=None)
-    serve.add_argument("--hostname", help="device hostname (default axis-<serial>)")
-    serve.add_argument("--serial", help="12 hex digits (default: random, kept in the state dir)")
-    limits = LogLimits()
-    serve.add_argument("--volatile-size", type=parse_size, default=limits.volatile_bytes)
-    serve.add_argument(
-        "--persistent-max-size", type=parse_size, default=limits.persistent_max_bytes
-    )
-    serve.add_argument(
-        "--persistent-file-size", type=parse_size, default=limits.persistent_file_bytes
-    )
-    serve.add_argument("--keep-free", type=parse_size, default=limits.keep_free_bytes)
-    serve.add_argument(
-        "--rate-limit",
-        type=_rate_limit,
-        default=DEFAULT_WRITE_RATE,
-        metavar="N/SECONDS",
-        help=f"writeMessage calls per user and client address: bursts of N, N more every "
-        f"SECONDS; 'off' for none (default {DEFAULT_WRITE_RATE})",
-    )
-    serve.add_argument("--max-body", type=parse_size, default=64 << 10)
-    serve.add_argument(
-        "--reboot-downtime",
-        type=float,
-        default=2.0,
-        metavar="SECONDS",
-        help="how long a rebooting device refuses connections",
-    )
-    serve.add_argument(
-        "--reboot-command",
-        metavar="CMD",
-        help="on real hardware: run CMD to reboot instead of emulating the reboot",
-    )
-    serve.add_argument("--tls-cert", type=Path, metavar="FILE", help="serve HTTPS: PEM certificate")
-    serve.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key of --tls-cert")
-    serve.add_argument(
-        "--tls-self-signed",
-        action="store_true",
-        help="serve HTTPS with a self-signed certificate kept in <state-dir>/tls",
-    )
-    serve.add_argument(
-        "--request-timeout",
-        type=_positive(float),
-        default=10.0,
-        metavar="SECONDS",
-        help="close a connection whose request (headers and body) takes longer to arrive",
-    )
-    serve.add_argument(
-        "--max-connections",
-        type=_positive(int),
-        default=1000,
-        metavar="N",
-        help="connections served at once; a request on one more gets 503",
-    )
-    serve.add_argument(
-        "--max-connections-per-address",
-        type=_positive(int),
-        default=None,
-        metavar="N",
-        help="connections one client address may hold at once; one more gets 503 and is "
-        "closed (default: 512, at most 3/4 of --max-connections)",
-    )
-    serve.add_argument(
-        "--trusted-proxy",
-        action="append",
-        default=[],
-        metavar="ADDR",
-        help="take client addresses from X-Forwarded-For on requests from this proxy address "
-        "or network (repeatable; default: never, the socket's peer address is the client's)",
-    )
-    serve.add_argument(
-        "--brute-force-protection",
-        choices=["on", "off"],
-        default=None,
-        help="on (as devices since AXIS OS 11.5): more than 20 failed logins from one address "
-        "in 1 s block it for 10 s (403 on every path); off: failed logins are slowed down "
-        "per address and user instead, and correct credentials are never refused "
-        "(default: the firmware's: on from 11.5, off on 10.12)",
-    )
-    serve.add_argument(
-        "--firmware",
-        type=_firmware,
-        default=None,
-        metavar="VERSION",
-        help=f"the AXIS OS version to emulate, with every difference the specs document: "
-        f"{', '.join(known_versions())} (a release such as 12.11 is enough; default "
-        f"{default_profile().version})",
-    )
-    serve.add_argument(
-        "--firmware-mix",
-        type=_firmware_mix,
-        default=None,
-        metavar="VERSION:WEIGHT,...",
-        help="with --devices N: spread firmware versions over the devices by weight, e.g. "
-        "10.12:1,11.10:1,12.11:2 (interleaved, the same every start)",
-    )
-    serve.add_argument(
-        "--auth-policy",
-        choices=[policy.value for policy in AuthPolicy],
-        default=AuthPolicy.RECOMMENDED.value,
-        help="authentication schemes offered, as the device's Network.HTTP."
-        "AuthenticationPolicy: recommended (Digest MD5 over HTTP, Basic over HTTPS), basic, "
-        "digest, basic_digest; or any (Basic and Digest MD5 and SHA-256 everywhere)",
-    )
-    serve.add_argument(
-        "--access-log",
-        choices=["on", "off"],
-        default="off",
-        help="on: the access log (accesslog.cgi) also records successful requests, as "
-        "System.AccessLog=On on a device; off (as devices): failed logins only",
-    )
-    serve.add_argument(
-        "--systemready-version",
-        choices=["1.2", "1.4", "1.5"],
-        default=None,
-        help="override the firmware's systemready.cgi API version: 1.2 has no bootid and no "
-        "uptime (10.12), 1.4 adds them, 1.5 adds passphrasepolicy (12.11)",
-    )
-    serve.add_argument(
-        "--report-delay",
-        type=_report_delay,
-        default=0.0,
-        metavar="SECONDS",
-        help="serverreport.cgi sends its headers at once and its body after this long, as "
-        "real devices take about 30 s (default 0, at most 3600)",
-    )
-    serve.add_argument(
-        "--remote-syslog-ca",
-        type=Path,
-        metavar="FILE",
-        help="PEM CA certificates that remote syslog servers over TLS must chain to (kept in "
-        "the state dir for later starts; default: the system's trusted CAs)",
-    )
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_arguments(serve)
     serve.set_defaults(handler=run)
 
 
@@ -262,6 +55,16 @@ def run(args: argparse.Namespace) -> int:
         persistent_file_bytes=args.persistent_file_size,
         keep_free_bytes=args.keep_free,
     )
+    if args.persistent_max_size < args.persistent_file_size:
+        cap, unit = map(
+            serve_options.size_text, (args.persistent_max_size, args.persistent_file_size)
+        )
+        print(
+            f"vapixlog: --persistent-max-size ({cap}) must be at least "
+            f"--persistent-file-size ({unit})",
+            file=sys.stderr,
+        )
+        return 2
     if args.serial and not re.fullmatch(r"[0-9A-Fa-f]{12}", args.serial):
         print("vapixlog: --serial takes 12 hex digits", file=sys.stderr)
         return 2
@@ -289,11 +92,44 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"vapixlog: --remote-syslog-ca: {exc}", file=sys.stderr)
             return 2
-    profiles = _profiles(args)
+    profiles = serve_options.profiles(args)
     if isinstance(profiles, str):
         print(f"vapixlog: {profiles}", file=sys.stderr)
         return 2
-    state_dir = args.state_dir or default_state_dir()
+    addresses = _addresses(args)
+    if isinstance(addresses, str):
+        print(f"vapixlog: {addresses}", file=sys.stderr)
+        return 2
+    if addresses:
+        problem = next(
+            (p for a in addresses if (p := _cannot_listen(a, range(args.port, args.port + 1)))),
+            None,
+        )
+    else:
+        problem = _cannot_listen(args.host, range(args.port, args.port + args.devices))
+    if problem:
+        print(f"vapixlog: {problem}", file=sys.stderr)
+        return 1
+    if args.tls_cert is not None:  # checked before any state is created, as the ports
+        from vapixlog import tls as tls_files
+
+        try:
+            tls_files.load_pair(args.tls_cert, args.tls_key)
+        except TlsError as exc:
+            print(f"vapixlog: TLS: {exc}", file=sys.stderr)
+            return 1
+    state_dir = announce_state_dir(args.state_dir)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        probe = state_dir / ".vapixlog-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        print(f"vapixlog: cannot use state dir {state_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    if args.devices > 1 and args.log_level == "info":
+        # Not uvicorn's four start-up lines per device: `_write_fleet_file` says it in one.
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     configs = device_configs(
         state_dir,
         args.devices,
@@ -322,11 +158,23 @@ def run(args: argparse.Namespace) -> int:
     )
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    password = ensure_admin(users, os.environ.get("VAPIXLOG_ADMIN_PASSWORD"))
+    admin_password = os.environ.get("VAPIXLOG_ADMIN_PASSWORD")
+    existing = not users.is_empty
+    if admin_password and existing and users.verify_password("root", admin_password) is None:
+        print(
+            f"vapixlog: warning: VAPIXLOG_ADMIN_PASSWORD is ignored: {state_dir} has users "
+            "already, and it only sets root's password on the first start; root keeps "
+            f"its password. Change it with: vapixlog users add root --role admin "
+            f"--state-dir {state_dir}",
+            file=sys.stderr,
+            flush=True,
+        )
+    password = ensure_admin(users, admin_password)
     if password:
         print(
             f"Created user 'root' (admin) with password: {password}\n"
-            "It is shown only this once; change it with 'vapixlog users add root --role admin'.",
+            "It is shown only this once; change it with: "
+            f"vapixlog users add root --role admin --state-dir {state_dir}",
             flush=True,
         )
     options = ServeOptions(
@@ -344,11 +192,23 @@ def run(args: argparse.Namespace) -> int:
         brute_force_protection=(
             None if args.brute_force_protection is None else args.brute_force_protection == "on"
         ),
+        control=args.control,
     )
-    if tls:
+    per_device_tls = bool(addresses and args.tls_self_signed)  # each names its own address
+    if per_device_tls:
+        print("TLS: a self-signed certificate per device, naming its address", flush=True)
+    elif tls:
         print(f"TLS certificate {tls.certfile}, SHA-256 fingerprint {tls.fingerprint}", flush=True)
     servers = [
-        DeviceServer(config, users, port=args.port + index, options=options)
+        DeviceServer(
+            config,
+            users,
+            port=args.port if addresses else args.port + index,
+            options=options,
+            faults=cli_faults.plan(args),
+            host=addresses[index] if addresses else None,
+            tls=_device_tls(config, addresses[index]) if per_device_tls else None,
+        )
         for index, config in enumerate(configs)
     ]
     # A descriptor per connection, plus listening sockets and log files per device.
@@ -361,18 +221,53 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cannot_listen(host: str, ports: range) -> str | None:
+    """Why the service could not listen on these ports (one in use, a bad address), found
+    before any state is created or a password printed; None when all are free."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"cannot listen on {host!r}: {exc.strerror or exc}"
+    family, _, _, _, address = infos[0]
+    busy: list[int] = []
+    for port in ports:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn
+            try:
+                sock.bind((address[0], port, *address[2:]))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    return f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+                busy.append(port)
+    if not busy:
+        return None
+    which = f"port {busy[0]}" if len(busy) == 1 else f"ports {', '.join(map(str, busy[:5]))}"
+    more = f" and {len(busy) - 5} more" if len(busy) > 5 else ""
+    return (
+        f"{which}{more} on {host} already in use (another vapixlog serve?); "
+        "stop it or choose another --port"
+    )
+
+
 def _write_fleet_file(path: Path, servers: list[DeviceServer], https: bool) -> None:
     """The devices' URLs, one a line: what `vapixlog capture --devices-file` reads."""
     scheme = "https" if https else "http"
-    host = servers[0].options.host
-    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    lines = [f"{scheme}://{host}:{server.port}" for server in servers]
+
+    def url(server: DeviceServer) -> str:
+        host = "127.0.0.1" if server.host in ("0.0.0.0", "") else server.host
+        return f"{scheme}://{host}:{server.port}"
+
+    lines = [url(server) for server in servers]
     path.write_text("\n".join(lines) + "\n")
-    print(
-        f"{len(servers)} devices on ports {servers[0].port}..{servers[-1].port}; "
-        f"their URLs are in {path}",
-        flush=True,
+    where = (
+        f"on {servers[0].host}..{servers[-1].host} port {servers[0].port}"
+        if servers[0].host != servers[-1].host
+        else f"on ports {servers[0].port}..{servers[-1].port}"
     )
+    print(f"{len(servers)} devices {where}; their URLs are in {path}", flush=True)
 
 
 def _print_firmware(servers: list[DeviceServer], *, mixed: bool) -> None:
@@ -397,6 +292,30 @@ def _tls_files(args: argparse.Namespace, state_dir: Path) -> TlsFiles | None:
         state_dir / "identity.json", serial=args.serial, hostname=args.hostname
     )
     return tls.self_signed(state_dir / "tls", identity.hostname)
+
+
+def _addresses(args: argparse.Namespace) -> list[str] | str:
+    """`--address-per-device`: each device's loopback address (an empty list without it);
+    a message when the option cannot apply."""
+    from vapixlog.server import fleet_addresses
+
+    if not args.address_per_device:
+        return []
+    if args.host not in ("127.0.0.1", "localhost"):
+        return "--address-per-device gives loopback addresses (127.1.0.1, ...): leave --host out"
+    return fleet_addresses(args.devices)
+
+
+def _device_tls(config: DeviceConfig, address: str) -> tuple[str, str]:
+    """A self-signed certificate per device, naming its own address (DECISIONS 14)."""
+    from vapixlog import tls
+    from vapixlog.device import Identity
+
+    identity = Identity.load_or_create(
+        config.state_dir / "identity.json", serial=config.serial, hostname=config.hostname
+    )
+    files = tls.self_signed(config.state_dir / "tls", identity.hostname, address)
+    return str(files.certfile), str(files.keyfile)
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

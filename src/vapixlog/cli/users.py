@@ -15,14 +15,47 @@ if TYPE_CHECKING:
     from vapixlog.auth import UserStore
 
 
+LOCAL_STATE_DIR = Path(".vapixlog-state")  # where `make serve` keeps it
+
+
 def default_state_dir() -> Path:
-    return Path(os.environ.get("VAPIXLOG_STATE_DIR") or platformdirs.user_data_dir("vapixlog"))
+    return resolve_state_dir(None)[0]
+
+
+def resolve_state_dir(given: Path | None) -> tuple[Path, str]:
+    """The state dir and why it is that one (DECISIONS 15): `--state-dir`, else
+    $VAPIXLOG_STATE_DIR, else ./.vapixlog-state if it exists (`make serve`'s), else the
+    platform's data dir."""
+    if given is not None:
+        return given, "--state-dir"
+    if os.environ.get("VAPIXLOG_STATE_DIR"):
+        return Path(os.environ["VAPIXLOG_STATE_DIR"]), "$VAPIXLOG_STATE_DIR"
+    if LOCAL_STATE_DIR.is_dir():
+        return LOCAL_STATE_DIR, "found in the current directory"
+    return Path(platformdirs.user_data_dir("vapixlog")), "the default"
+
+
+def announce_state_dir(given: Path | None) -> Path:
+    """Resolve the state dir and say on stderr which one a command uses (one line)."""
+    state_dir, why = resolve_state_dir(given)
+    print(f"vapixlog: state dir {state_dir.absolute()} ({why})", file=sys.stderr, flush=True)
+    return state_dir
+
+
+def state_dir_help() -> str:
+    return (
+        "where users, identity and logs are kept (default: $VAPIXLOG_STATE_DIR, else "
+        f"./{LOCAL_STATE_DIR} if it exists, else {platformdirs.user_data_dir('vapixlog')})"
+    )
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     users = commands.add_parser("users", help="manage the device's users")
     state = argparse.ArgumentParser(add_help=False)
-    state.add_argument("--state-dir", type=Path, default=None)
+    state.add_argument("--state-dir", type=Path, default=None, metavar="DIR", help=state_dir_help())
+    state.add_argument(
+        "--quiet", "-q", action="store_true", help="print nothing on success but passwords"
+    )
     user_commands = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
     add = user_commands.add_parser("add", help="add a user or change one", parents=[state])
     add.add_argument("name")
@@ -83,16 +116,30 @@ def register_realms(
 def run(args: argparse.Namespace) -> int:
     from vapixlog.auth import Role
 
-    store = open_users(args.state_dir or default_state_dir())
+    if args.quiet:
+        state_dir = resolve_state_dir(args.state_dir)[0]
+    else:
+        state_dir = announce_state_dir(args.state_dir)
+    try:
+        store = open_users(state_dir)
+    except OSError as exc:
+        print(f"vapixlog: cannot use state dir {state_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     if args.users_command == "list":
-        for user in store.list():
+        users = store.list()
+        for user in users:
             print(f"{user.name}\t{user.role}")
+        if not users and not args.quiet:
+            print("vapixlog: no users yet", file=sys.stderr)
         return 0
     if args.users_command == "remove":
         if not store.remove(args.name):
-            print(f"vapixlog: no user {args.name!r}", file=sys.stderr)
+            print(f"vapixlog: no user {args.name!r} in {state_dir}", file=sys.stderr)
             return 1
+        if not args.quiet:
+            print(f"Removed user {args.name!r}", file=sys.stderr)
         return 0
+    existed = store.get(args.name) is not None
     password = args.password
     if password is None:
         if sys.stdin.isatty():
@@ -107,4 +154,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"vapixlog: {exc}", file=sys.stderr)
         return 2
+    if not args.quiet:
+        done = "Changed" if existed else "Added"
+        print(f"{done} user {args.name!r} ({args.role})", file=sys.stderr)
     return 0

@@ -16,6 +16,7 @@ from vapixlog.client._capture import CaptureResult, Stage, capture_file_name
 from vapixlog.client._client import AsyncClient, normalize_url
 from vapixlog.client._errors import (
     AddressBlockedError,
+    ArchiveError,
     AuthenticationError,
     CertificatePinError,
     DeviceUnavailableError,
@@ -31,13 +32,17 @@ from vapixlog.client._errors import (
     ValidationError,
     VapixError,
 )
+from vapixlog.client._journal import JOURNAL_NAME, JournalBusyError, device_key, unique_devices
 from vapixlog.client._remote_syslog import RemoteSyslogStatus, SyslogServer
+from vapixlog.client._retry import RetryPolicy
 from vapixlog.client._sync import Client
 from vapixlog.client.fleet import DeviceOutcome, FleetProgress, Outcome, capture_fleet
 from vapixlog.severity import Severity
 
 __all__ = [
+    "JOURNAL_NAME",
     "AddressBlockedError",
+    "ArchiveError",
     "AsyncClient",
     "AuthenticationError",
     "BootState",
@@ -47,6 +52,7 @@ __all__ = [
     "DeviceOutcome",
     "DeviceUnavailableError",
     "FleetProgress",
+    "JournalBusyError",
     "MethodNotAllowedError",
     "NoLogApiError",
     "NotFoundError",
@@ -54,6 +60,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitedError",
     "RemoteSyslogStatus",
+    "RetryPolicy",
     "RpcError",
     "ServerError",
     "Severity",
@@ -65,5 +72,7 @@ __all__ = [
     "VapixError",
     "capture_file_name",
     "capture_fleet",
+    "device_key",
     "normalize_url",
+    "unique_devices",
 ]

@@ -61,6 +61,12 @@ def normalize_url(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"invalid device URL {url!r}; use e.g. https://192.168.0.90")
+    try:
+        parts.port  # noqa: B018 (raises for a port out of range or not a number)
+    except ValueError:
+        raise ValueError(
+            f"invalid device URL {url!r}: the port must be a number from 1 to 65535"
+        ) from None
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
@@ -385,8 +391,10 @@ class AsyncClient(RemoteSyslogCalls):
         versions = (await self._rpc(cgi, "getSupportedVersions", error=error)).get("apiVersions")
         ones = [v for v in versions or [] if isinstance(v, str) and re.fullmatch(r"1\.\d+", v)]
         if not ones:
+            offered = ", ".join(map(str, versions)) if isinstance(versions, list) else ""
             raise RpcError(
-                f"{cgi.rsplit('/', 1)[-1]} API versions {versions}, none 1.x",
+                f"{cgi.rsplit('/', 1)[-1]} offers API versions {offered or 'none'}; this "
+                "client speaks 1.x only",
                 method="getSupportedVersions",
                 url=self.url + cgi,
             )

@@ -133,6 +133,11 @@ class UnexpectedResponseError(VapixError):
     """The device answered something this client does not understand (not the API shape)."""
 
 
+class ArchiveError(VapixError):
+    """A downloaded report is not a complete archive (a truncated or corrupt tar): it is
+    never kept as a file. `message` says where the structure broke."""
+
+
 RpcErrorFactory = Callable[[str, dict[str, Any], str], Exception]
 
 
@@ -162,6 +167,12 @@ def error_from_response(response: httpx.Response) -> VapixError:
     except orjson.JSONDecodeError:
         text = response.content[:300].decode("utf-8", "replace").strip()
         message = text.splitlines()[0] if text else ""
+        if message.startswith("<") or "html" in response.headers.get("content-type", ""):
+            # A web page, not a VAPIX answer: say so rather than quote `<!DOCTYPE HTML>`.
+            message = (
+                f"{url} answered with a web page, not a VAPIX answer (not an Axis device, "
+                "or a path this device does not have)"
+            )
     message = message or f"{response.reason_phrase or 'error'} from {url}"
     if status == 429:
         return RateLimitedError(
@@ -202,6 +213,11 @@ def error_from_transport(exc: httpx.TransportError, url: str) -> VapixError:
         if isinstance(cause, ssl.SSLCertVerificationError):
             return TlsError(f"{url}: certificate not trusted: {cause.verify_message}", url=url)
         if isinstance(cause, ssl.SSLError):
+            if cause.reason == "WRONG_VERSION_NUMBER":
+                return TlsError(
+                    f"{url}: this port answers plain HTTP, not HTTPS (TLS: {cause.reason})",
+                    url=url,
+                )
             return TlsError(f"{url}: TLS failed: {cause.reason or cause}", url=url)
         cause = cause.__cause__ or cause.__context__
     if isinstance(exc, httpx.ConnectTimeout):
@@ -212,6 +228,11 @@ def error_from_transport(exc: httpx.TransportError, url: str) -> VapixError:
         what = _connect_reason(exc)
     elif isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
         what = "connection lost"
+        if url.startswith("http://") and "without sending" in str(exc):
+            what = (
+                "the connection was closed without an answer (if this port serves HTTPS, "
+                "use an https:// URL)"
+            )
     else:
         what = str(exc) or type(exc).__name__
     return DeviceUnavailableError(f"{url}: {what}", url=url)

@@ -9,9 +9,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vapixlog.client._capture import Stage
+from vapixlog.client._capture import Stage, capture_boot_logs
 from vapixlog.client._client import AsyncClient
 from vapixlog.client._errors import NoLogApiError
+from vapixlog.client._journal import DeviceState, Journal, device_key, unique_devices
+from vapixlog.client._retry import DEFAULT_POLICY, RetryPolicy
 
 
 class Outcome(enum.StrEnum):
@@ -32,6 +34,8 @@ class DeviceOutcome:
     tar. Otherwise `error` is a one-line description and `stage` the step that failed
     (None: before the first step, when the device was first contacted). `outcome` tells a
     failure from a device without a Log API (`Outcome.NO_LOG_API`, also not `ok`).
+    `earlier`: the journal of the output folder says an earlier run finished this device,
+    which was left alone; `resumed`: an earlier run had begun it and this one finished it.
     """
 
     url: str
@@ -44,6 +48,17 @@ class DeviceOutcome:
     new_boot_id: str | None = None
     stage: Stage | None = None
     error: str | None = None
+    resumed: bool = False  # an earlier, stopped run had begun it
+    earlier: bool = False  # an earlier run finished it: nothing was sent to it this time
+
+    @property
+    def failed_at(self) -> str | None:
+        """The name of the stage a failed device failed at: `connect` before the first
+        (the device was left as it was), else the stage's (`reboot`, `wait`, ...); None
+        unless the outcome is `failed`."""
+        if self.outcome is not Outcome.FAILED:
+            return None
+        return self.stage.value if self.stage else "connect"
 
 
 @dataclass
@@ -108,10 +123,22 @@ async def capture_fleet(
     concurrency: int = 32,
     timeout: float = 300.0,
     progress: FleetProgress | None = None,
+    retry: RetryPolicy = DEFAULT_POLICY,
+    reboot_grace: float = 15.0,
+    journal: bool = True,
 ) -> list[DeviceOutcome]:
     """Run `capture_boot_logs` on every device, at most `concurrency` at once, each tar
-    into `output_dir` (named `<host>_<port>_<serial>.tar`). One device's failure never
-    stops the others; every device gets a `DeviceOutcome`, in the order of `urls`.
+    into `output_dir` (named `<host>_<port>_<serial>.tar`, with its sidecar `.tar.json`).
+    One device's failure never stops the others; every device gets a `DeviceOutcome`, in
+    the order of `urls`. A device written twice (`10.0.0.5`, `http://10.0.0.5:80/`) is
+    captured once, in its first spelling (`unique_devices`).
+
+    With `journal` (the default), the steps go to `capture-journal.jsonl` in `output_dir`
+    (`vapixlog.client._journal`): running the same capture again after it was stopped at
+    any moment finishes it. Devices already captured (or found without a Log API) are not
+    touched again (`DeviceOutcome.earlier`); a device stopped half-way resumes where it
+    was, and its reboot is never requested twice; a device that failed is tried again from
+    the last step it completed. A tar file the journal does not know is never replaced.
 
     >>> outcomes = await capture_fleet(
     ...     urls, "out/", client_factory=lambda url: AsyncClient(url, user="root", password="pw")
@@ -123,10 +150,24 @@ async def capture_fleet(
         raise ValueError("concurrency must be at least 1")
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    counts = progress or FleetProgress(len(urls))
+    devices, _ = unique_devices(list(urls))
+    counts = progress or FleetProgress(len(devices))
+    counts.total = len(devices)
     slots = asyncio.Semaphore(concurrency)
+    book = Journal(output) if journal else None
 
     async def one(url: str) -> DeviceOutcome:
+        key = device_key(url)
+        state = book.state(key) if book else DeviceState()
+        if state.outcome is not None:
+            return _earlier(url, state, output, counts)
+
+        async def record(event: str, **fields: object) -> None:
+            if book is not None:
+                await book.record(key, url, event, **fields)
+            else:
+                state.apply(event, fields)
+
         async with slots:
             started = time.monotonic()
             current: Stage | None = None
@@ -138,13 +179,27 @@ async def capture_fleet(
 
             try:
                 async with client_factory(url) as client:
-                    result = await client.capture_boot_logs(
-                        output, timeout=timeout, on_stage=on_stage
+                    result = await capture_boot_logs(
+                        client,
+                        output,
+                        timeout=timeout,
+                        on_stage=on_stage,
+                        retry=retry,
+                        reboot_grace=reboot_grace,
+                        state=state,
+                        record=record,
+                        keep_existing=book is not None,
                     )
             except Exception as exc:  # every failure is this device's alone
                 # Raised before the first stage: the device was left as it was.
                 missing = isinstance(exc, NoLogApiError) and current is None
                 outcome = Outcome.NO_LOG_API if missing else Outcome.FAILED
+                error = describe(exc)
+                if missing:
+                    await record("done", outcome=str(outcome), error=error)
+                else:
+                    stage = current.value if current else "connect"
+                    await record("failed", stage=stage, error=error)
                 counts.finish(current, outcome)
                 return DeviceOutcome(
                     url=url,
@@ -152,8 +207,10 @@ async def capture_fleet(
                     seconds=time.monotonic() - started,
                     outcome=outcome,
                     stage=current,
-                    error=describe(exc),
+                    error=error,
+                    serial=state.serial,
                 )
+            await record("done", outcome=str(Outcome.CAPTURED))
             counts.finish(current, Outcome.CAPTURED)
             return DeviceOutcome(
                 url=url,
@@ -164,6 +221,35 @@ async def capture_fleet(
                 bytes=result.bytes,
                 serial=result.serial,
                 new_boot_id=result.new_boot_id,
+                resumed=result.resumed,
             )
 
-    return list(await asyncio.gather(*(one(url) for url in urls)))
+    try:
+        if book is not None:
+            await book.start_run(len(devices))
+        return list(await asyncio.gather(*(one(url) for url in devices)))
+    finally:
+        if book is not None:
+            book.close()
+
+
+def _earlier(url: str, state: DeviceState, output: Path, counts: FleetProgress) -> DeviceOutcome:
+    """A device an earlier run finished: its outcome as the journal tells, nothing sent."""
+    try:
+        outcome = Outcome(state.outcome or "")
+    except ValueError:
+        outcome = Outcome.CAPTURED if state.file else Outcome.NO_LOG_API
+    counts.finish(None, outcome)
+    path = output / state.file if state.file else None
+    return DeviceOutcome(
+        url=url,
+        ok=outcome is Outcome.CAPTURED,
+        seconds=0.0,
+        outcome=outcome,
+        path=path if outcome is Outcome.CAPTURED else None,
+        bytes=state.bytes if outcome is Outcome.CAPTURED else 0,
+        serial=state.serial,
+        new_boot_id=state.new_boot_id,
+        error=state.last_error if outcome is Outcome.NO_LOG_API else None,
+        earlier=True,
+    )

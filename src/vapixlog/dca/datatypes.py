@@ -163,6 +163,9 @@ def _string(_: TypeCompiler, spec: Mapping[str, Any]) -> Validator:
         if max_length is not None and len(value) > max_length:
             raise _fail(path, f"must be at most {max_length} characters long")
         if pattern is not None and pattern.find(value) is None:
+            if _one_line_would_match(pattern, value):
+                what = f"must be one line (no line breaks) to match the pattern {pattern_text}"
+                raise _fail(path, what)
             raise _fail(path, f"must match the pattern {pattern_text}")
         if enum is not None and value not in enum:
             raise _fail(path, f"must be one of {sorted(enum)}")
@@ -171,6 +174,16 @@ def _string(_: TypeCompiler, spec: Mapping[str, Any]) -> Validator:
         return value
 
     return check
+
+
+_LINE_BREAKS = str.maketrans(dict.fromkeys("\n\r\u2028\u2029", " "))
+
+
+def _one_line_would_match(pattern: Any, value: str) -> bool:
+    """Whether `value` fails its pattern only for its line breaks (`^.*$`: `.` takes any
+    character but a line break): then say it must be one line."""
+    one_line = value.translate(_LINE_BREAKS)
+    return one_line != value and pattern.find(one_line) is not None
 
 
 def _numeric(kind: str) -> Callable[[TypeCompiler, Mapping[str, Any]], Validator]:

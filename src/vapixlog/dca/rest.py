@@ -64,7 +64,9 @@ class DcaRequest:
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
         self._receive = receive
-        self.method: str = scope["method"]
+        # HEAD is answered as GET without the body (DECISIONS 16).
+        method: str = scope["method"]
+        self.method = "GET" if method == "HEAD" else method
         self.path: str = scope["path"]
         raw: bytes | None = scope.get("raw_path")
         self.raw_path = raw.decode("latin-1") if raw else self.path
@@ -127,7 +129,8 @@ class Reply:
         self.status = status
         self.headers = headers
 
-    async def send(self, send: Send) -> None:
+    async def send(self, send: Send, *, head: bool = False) -> None:
+        """Send it; for a HEAD request the headers only (with the GET's Content-Length)."""
         # The headers of Starlette's `Response(media_type="application/json")`.
         headers = (
             [
@@ -140,7 +143,7 @@ class Reply:
         headers.append((b"content-length", b"%d" % len(self.body)))
         headers.append(_JSON_TYPE)
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
-        await send({"type": "http.response.body", "body": self.body})
+        await send({"type": "http.response.body", "body": b"" if head else self.body})
 
 
 def _success(data: Any = envelope.NO_DATA, *, warnings: list[str] | None = None) -> Reply:
@@ -182,7 +185,7 @@ class DcaApp:
         except Exception:
             log.exception("unexpected error in %s %s", request.method, request.path)
             reply = _error(InternalError("unexpected failure, see the service log"))
-        await reply.send(send)
+        await reply.send(send, head=scope["method"] == "HEAD")
 
     def _resolve(self, raw_path: str) -> Target:
         target = self._targets.get(raw_path)

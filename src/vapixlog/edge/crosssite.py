@@ -29,12 +29,11 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from urllib.parse import urlsplit
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vapixlog.asgi import send_answer
-from vapixlog.dca import envelope
 from vapixlog.dca.errors import CrossSiteRefusedError
+from vapixlog.edge.dialect import error_answer
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -71,20 +70,10 @@ class CrossSiteGuard:
         return scope["method"] not in SAFE_METHODS and cross_site_reason(scope) is not None
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        path: str = scope["path"]
-        status = 403
-        if path.startswith("/config/"):
-            error = CrossSiteRefusedError(_MESSAGE)
-            body, ctype = envelope.error_body(error.code, error.message), b"application/json"
-        elif path in self.json_rpc_versions:
-            status = 200  # the JSON-RPC CGIs answer every error with HTTP 200
-            reply = {
-                "apiVersion": self.json_rpc_versions[path],
-                "error": {"code": 403, "message": f"Forbidden: {_MESSAGE}."},
-            }
-            body, ctype = orjson.dumps(reply), b"application/json"
-        else:
-            body, ctype = f"Forbidden: {_MESSAGE}\n".encode(), b"text/plain; charset=utf-8"
+        error = CrossSiteRefusedError(_MESSAGE)
+        status, body, ctype = error_answer(
+            scope["path"], 403, error.message, self.json_rpc_versions, dca_code=error.code
+        )
         await send_answer(send, status, body, ctype)
 
 
