@@ -60,8 +60,10 @@ Everything listens on loopback only.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
+import operator
 import re
 import threading
 import time
@@ -1276,17 +1278,24 @@ def test_control_lockout_page_sends_root_with_wrong_passwords(
     """Against a device without defences, the lockout page's navigations arrive with root's
     name and a wrong password, more than 20 within one second: enough for the device's
     brute-force protection to block the address they come from."""
-    session = lockout_session(browser, attacker, bare.ports[DEVICE_ADDRESS])
-    try:
-        page = open_lockout_page(session, attacker)
-        assert session.wait_until(lambda: page in attacker.reports), "the page did not finish"
-    finally:
-        session.close()
-    guesses = sorted(r.at for r in bare.received if r.login == "root" and not r.authorized)
-    in_one_second = max(
-        (sum(1 for t in guesses if start <= t < start + 1.0) for start in guesses), default=0
-    )
-    assert in_one_second > 20, (len(guesses), in_one_second, attacker.reports[page])
+    seen = []
+    for _ in range(3):  # a busy machine may slow the browser down: the page may try again
+        bare.received.clear()
+        session = lockout_session(browser, attacker, bare.ports[DEVICE_ADDRESS])
+        try:
+            page = open_lockout_page(session, attacker)
+            ended = functools.partial(operator.contains, attacker.reports, page)
+            assert session.wait_until(ended), "the page did not end"
+        finally:
+            session.close()
+        guesses = sorted(r.at for r in bare.received if r.login == "root" and not r.authorized)
+        in_one_second = max(
+            (sum(1 for t in guesses if start <= t < start + 1.0) for start in guesses), default=0
+        )
+        seen.append((len(guesses), in_one_second, attacker.reports[page]))
+        if in_one_second > 20:
+            return
+    raise AssertionError(f"never more than 20 guesses in one second: {seen}")
 
 
 def test_cross_site_page_cannot_lock_the_logged_in_admin_out(

@@ -202,3 +202,62 @@ def test_tar_check_follows_pax_sizes() -> None:
     check.feed(buffer.getvalue())
     check.finish()
     assert check.members == 1
+
+
+# Per device, a fault of the server's own fault layer (`serve --fault` grammar, set through
+# the control endpoint) at one stage of the procedure; every device must end captured,
+# rebooted exactly once, with persistent logging off.
+STAGE_FAULTS = [
+    "systemready:status=503,first=2",  # first contact: a JSON-RPC error, not "no systemready"
+    "persistent:status=503,first=2",  # first contact and enable: DCA 503, retried
+    "persistent:reset=before,first=3",  # handled, the answer lost: idempotent, retried
+    "reboot:reset=before,first=1",  # rebooted, the answer lost: the boot id tells
+    "reboot:reset=request,first=1",  # never handled: same boot for the grace, asked again
+    "reboot:status=503,first=1",  # JSON-RPC error 503: refused, asked again
+    "reboot:downtime=3",  # a slow reboot: waited for
+    "report:truncate=4096,first=1",  # a cut report: refused, downloaded again
+    "report:reset=after,first=1",  # the connection reset after the head: downloaded again
+    "clearLog:status=500,first=1",  # DCA 500 on the clear: retried
+]
+
+
+@pytest.mark.timeout(120)
+def test_a_fault_at_each_stage_of_a_fleet_capture(tmp_path: Path) -> None:
+    from servers import free_port_block
+
+    count = len(STAGE_FAULTS)
+    state = tmp_path / "state"
+    fleet = start_server(
+        state, "--devices", str(count), "--reboot-downtime", "0.2", "--control",
+        port=free_port_block(count),
+    )  # fmt: skip
+    try:
+        urls = (state / "devices.txt").read_text().split()
+        with httpx.Client(auth=ROOT, timeout=10) as http:
+            for url, fault in zip(urls, STAGE_FAULTS, strict=True):
+                answer = http.put(url + "/vapixlog/control/faults", json={"faults": [fault]})
+                assert answer.status_code == 200, answer.text
+        out = tmp_path / "out"
+        args = [arg for url in urls for arg in ("--device", url)]
+        code, report, stderr = capture(*args, "-o", str(out), "--reboot-grace", "1")
+        outcomes = {d["device"]: d for d in report["devices"]}
+        for index, (url, fault) in enumerate(zip(urls, STAGE_FAULTS, strict=True)):
+            assert outcomes[url]["ok"], (fault, outcomes[url])
+            counts = json.loads((state / "devices" / f"{index:04d}" / "lifetime.json").read_text())
+            assert counts == {"boots": 2, "restarts": 1}, fault
+            assert not persistent_on_url(url), fault
+            sidecar = json.loads(Path(outcomes[url]["file"] + ".json").read_text())
+            assert None not in (sidecar["old_boot_id"], sidecar["new_boot_id"]), fault
+            assert sidecar["old_boot_id"] != sidecar["new_boot_id"], fault
+        assert code == 0, stderr
+        assert len(list(out.glob("*.tar"))) == count
+        # The lost request was watched for the grace period before it was sent again.
+        lost = outcomes[urls[STAGE_FAULTS.index("reboot:reset=request,first=1")]]
+        stages = json.loads(Path(lost["file"] + ".json").read_text())["stages"]
+        assert stages["reboot"] >= 1.0, stages
+    finally:
+        fleet.stop()
+
+
+def persistent_on_url(url: str) -> bool:
+    return bool(httpx.get(url + PERSISTENT, auth=ROOT, timeout=10).json()["data"])

@@ -143,11 +143,12 @@ def test_capture_one_device_with_table(device: Server, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     (tar,) = (tmp_path / "out").glob("*.tar")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
-        [tar.name, tar.name + ".json", "capture-journal.jsonl"]
-    )  # the tar, its sidecar, the journal
+        [tar.name, tar.name + ".json", "capture-journal.jsonl", "summary.json", "report.html"]
+    )  # the tar, its sidecar, the journal, the fleet's summary and report
     assert tar.name.startswith(f"127.0.0.1_{device.port}_ACCC8E") and tar.suffix == ".tar"
     assert device.url in result.stdout and " ok " in result.stdout
     assert "1 device: 1 succeeded, 0 failed" in result.stdout
+    assert f"report: {tmp_path / 'out' / 'report.html'} (1 device)" in result.stdout
     assert vapixlog("persistent", "status", server=device).stdout == "off\n"
 
 

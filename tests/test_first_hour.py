@@ -288,6 +288,24 @@ def test_a_web_server_that_is_no_device_is_described(tmp_path: Path) -> None:
     )
 
 
+def test_a_web_server_is_no_device_without_a_log_api(tmp_path: Path) -> None:
+    """A 404 everywhere is not AXIS OS 10.x (which answers systemready.cgi): the client must
+    not report `no-log-api`, and `capture` must not count it as a device that needs none."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _WebServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        status = vapixlog("persistent", "status", "--device", url, "--password", "x")
+        captured = vapixlog("capture", "--device", url, "-o", str(tmp_path / "out"), "--json")
+    finally:
+        server.shutdown()
+    assert status.returncode == 1
+    assert "not an Axis device" in status.stderr and "no Log API" in status.stderr
+    assert captured.returncode == 1
+    assert '"no-log-api"' not in captured.stdout
+
+
 # Item 10: TLS errors say what fixes them.
 
 

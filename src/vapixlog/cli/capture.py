@@ -125,10 +125,14 @@ def _capture(args: argparse.Namespace) -> int:
     for outcome in outcomes:
         if outcome.outcome is Outcome.FAILED:
             fail(f"{outcome.url}: failed at {_stage(outcome)}: {_error(outcome)}")
+    from vapixlog.insight import after_capture
+
+    report = after_capture(args.output)  # summary.json and report.html beside the archives
     if args.json:
-        _print_json(outcomes, seconds)
+        _print_json(outcomes, seconds, report)
     else:
         _print_table(outcomes, seconds)
+        print(report)
     # A device without a Log API (AXIS OS 10.x) has nothing to capture: not a failure.
     return 0 if all(outcome.outcome is not Outcome.FAILED for outcome in outcomes) else 1
 
@@ -238,7 +242,7 @@ def _error(outcome: DeviceOutcome) -> str:
     return text or "failed"
 
 
-def _print_json(outcomes: list[DeviceOutcome], seconds: float) -> None:
+def _print_json(outcomes: list[DeviceOutcome], seconds: float, report: str) -> None:
     counts = _counts(outcomes)
     document = {
         "devices": [_outcome_json(outcome) for outcome in outcomes],
@@ -246,6 +250,7 @@ def _print_json(outcomes: list[DeviceOutcome], seconds: float) -> None:
         "failed": counts["failed"],
         "no_log_api": counts["no-log-api"],
         "seconds": round(seconds, 3),
+        "report": report,  # where summary.json and report.html are, or why there are none
     }
     print(json.dumps(document, indent=1))
 

@@ -27,6 +27,7 @@ from vapixlog.client._boot import BootState
 from vapixlog.client._errors import ArchiveError, VapixError
 from vapixlog.client._journal import DeviceState, Point
 from vapixlog.client._reboot import (
+    boot_state,
     firmware_version,
     request_reboot_safely,
     resume_reboot,
@@ -173,7 +174,7 @@ async def capture_boot_logs(
     before: BootState | None = _boot_from(state.boot)
     try:
         if state.point < Point.REBOOT_INTENT:  # nothing asked of the device yet: look first
-            before = await retrying(client.system_ready, retry)
+            before = await retrying(lambda: boot_state(client), retry)
             current = await retrying(client.persistent_enabled, retry)  # a login: the serial
             if state.point < Point.BEGUN:
                 firmware = await firmware_version(client)
@@ -195,7 +196,7 @@ async def capture_boot_logs(
             await reached(Point.ENABLED)
             begin(Stage.REBOOT)
             if before is None or before.boot_id is None:  # uptime: read it again, right now
-                before = await retrying(client.system_ready, retry)
+                before = await retrying(lambda: boot_state(client), retry)
             await reached(Point.REBOOT_INTENT, boot=_boot_record(before))
             await request_reboot_safely(client, before, retry=retry, grace=reboot_grace)
             sent_here = True

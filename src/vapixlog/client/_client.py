@@ -33,6 +33,7 @@ from vapixlog.client._errors import (
     RpcError,
     RpcErrorFactory,
     UnexpectedResponseError,
+    VapixError,
     error_from_response,
     error_from_transport,
     rpc_error,
@@ -219,12 +220,27 @@ class AsyncClient(RemoteSyslogCalls):
                 return self.url + path
             except NotFoundError:
                 continue
+        if not await self._answers_vapix():  # a 404 everywhere: no Axis device at all
+            raise NotFoundError(
+                f"{self.url}: not an Axis device (no Log API and no VAPIX answer at "
+                f"{SYSTEMREADY_CGI})",
+                status=404,
+                url=self.url,
+            )
         raise NoLogApiError(
             f"{self.url}: the device has no Log API (not in discovery, "
             f"nor at {' or '.join(FALLBACK_PATHS)})",
             status=404,
             url=self.url,
         )
+
+    async def _answers_vapix(self) -> bool:
+        """Whether `systemready.cgi` answers as on every AXIS OS since 9.50 (AXIS OS 10.x
+        has no Log API, yet is an Axis device)."""
+        try:
+            return await self.system_ready() is not None
+        except VapixError:
+            return False
 
     async def _dca(self, method: str, path: str, data: Any = _NO_BODY) -> dict[str, Any]:
         """A DCA call below the Log API root; the success envelope."""

@@ -6,7 +6,8 @@ blindly: `systemready.cgi` tells whether the device went down or came back in a 
 (`reboot_happened`), watched for a grace period. Only when the device stayed up in the same
 boot all that time (and can tell boots apart: a boot id or an uptime) is the request sent
 again. A request that surely never left (the connection could not even be opened) is sent
-again after a backoff; so is one the device refused as busy (503, 429). A capture resumed
+again after a backoff; so is one the device refused for now (HTTP 503 or 429, or a JSON-RPC
+error 500 or 503: an answer, so not carried out). A capture resumed
 from a journal whose last step was the intent to reboot goes through the same check against
 the boot id the journal holds (`resume_reboot`).
 """
@@ -19,13 +20,15 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from vapixlog.client._boot import BootState
+from vapixlog.client._boot import SYSTEMREADY_CGI, BootState
 from vapixlog.client._errors import (
     AddressBlockedError,
     DeviceUnavailableError,
     RateLimitedError,
     RpcError,
     VapixError,
+    error_from_response,
+    error_from_transport,
     rpc_error,
 )
 from vapixlog.client._retry import RetryPolicy, retrying
@@ -35,11 +38,34 @@ if TYPE_CHECKING:
 
 FIRMWARE_CGI = "/axis-cgi/firmwaremanagement.cgi"
 _BUSY = 423  # firmwaremanagement.cgi: a reboot is already under way
+_TRANSIENT = (500, 503)  # JSON-RPC errors worth asking again after (the device said no)
 _MAX_REQUESTS = 3
 
 
 class RebootUncertainError(DeviceUnavailableError):
     """Whether a reboot request reached the device cannot be told, so it is not repeated."""
+
+
+async def boot_state(client: AsyncClient) -> BootState | None:
+    """`client.system_ready()`, where an `error` answer (a device that cannot tell right
+    now) raises `DeviceUnavailableError`, to be retried, instead of passing for a device
+    without systemready (None: 404, or an answer without state)."""
+    url = client.url + SYSTEMREADY_CGI
+    body = {"apiVersion": "1.0", "context": "vapixlog", "method": "systemready"}
+    try:
+        response = await client._http.post(url, json=body, auth=httpx.Auth())
+    except httpx.TransportError as exc:
+        raise error_from_transport(exc, client.url) from exc
+    if response.status_code == 404:
+        return None
+    if response.is_error:
+        raise error_from_response(response)
+    reply = client._json(response)
+    if isinstance(reply, dict) and isinstance(error := reply.get("error"), dict):
+        raise DeviceUnavailableError(
+            f"{url}: {error.get('message') or 'error'} (code {error.get('code')})", url=url
+        )
+    return BootState.from_reply(reply)
 
 
 async def firmware_version(client: AsyncClient) -> str | None:
@@ -69,7 +95,9 @@ async def request_reboot_safely(
         except RpcError as exc:
             if exc.code == _BUSY:  # already under way: this request or an earlier one
                 return
-            raise
+            if exc.code not in _TRANSIENT or attempt == _MAX_REQUESTS:
+                raise
+            await asyncio.sleep(retry.delay(attempt, exc))  # refused for now: not carried out
         except (DeviceUnavailableError, RateLimitedError, AddressBlockedError) as exc:
             last = attempt == _MAX_REQUESTS
             if exc.status is not None or (
@@ -98,9 +126,10 @@ async def resume_reboot(
         return False
     if happened is None:
         raise RebootUncertainError(
-            f"{client.url}: an earlier run was stopped while asking for the reboot, and the "
-            "device tells no boot id: not asking again, as it may have rebooted already "
-            "(check it, then capture it into another folder)",
+            f"{client.url}: an earlier run was stopped while asking for the reboot, and "
+            "whether the device rebooted cannot be told (systemready gives no boot id, or "
+            "could not be read): not asking again, as it may have rebooted already (check "
+            "it, then capture it into another folder)",
             url=client.url,
         )
     await request_reboot_safely(client, before, retry=retry, grace=grace)
@@ -118,11 +147,14 @@ async def reboot_happened(
     deadline = time.monotonic() + grace
     while True:
         try:
-            state = await asyncio.wait_for(client.system_ready(), 5.0)
+            state = await asyncio.wait_for(boot_state(client), 5.0)
         except (DeviceUnavailableError, TimeoutError):
             return True  # down: rebooting (if not, the wait for a new boot id fails)
-        except AddressBlockedError:
-            state = before
+        except AddressBlockedError:  # cannot look: never a reason to ask again
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(1.0)
+            continue
         if state is None:
             return None
         if not state.ready:
