@@ -40,8 +40,11 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
+# Two workers, one test file each at a time (module fixtures stay in one process): the
+# end-to-end tests mostly wait on their servers. PYTEST_WORKERS=0 runs them in one process.
+PYTEST_WORKERS ?= 2
 test: lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(STATE_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -18,6 +18,7 @@ import http.client
 import json
 import os
 import platform
+import resource
 import shutil
 import socket
 import statistics
@@ -28,6 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
+
+from vapixlog.server import fleet_addresses
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".bench-state"
@@ -65,9 +68,14 @@ def free_port_block(count: int) -> int:
 
 
 def request(
-    port: int, method: str, path: str, body: bytes | None = None, auth: str = BASIC
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    auth: str = BASIC,
+    host: str = "127.0.0.1",
 ) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn = http.client.HTTPConnection(host, port, timeout=30)
     try:
         headers = {"Authorization": auth, "Content-Type": "application/json"}
         conn.request(method, path, body=body, headers=headers)
@@ -77,12 +85,12 @@ def request(
         conn.close()
 
 
-def wait_ok(port: int, timeout: float = 30.0) -> float:
+def wait_ok(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> float:
     """Seconds until `GET persistent/enabled` answers 200 (polled every 2 ms)."""
     start = time.perf_counter()
     while time.perf_counter() - start < timeout:
         with contextlib.suppress(OSError):
-            if request(port, "GET", ENABLED)[0] == 200:
+            if request(port, "GET", ENABLED, host=host)[0] == 200:
                 return time.perf_counter() - start
         time.sleep(0.002)
     raise RuntimeError(f"the server on port {port} did not answer within {timeout} s")
@@ -506,16 +514,24 @@ def bench_tar_all(res: Results, state: Path) -> None:
 # ----- report ---------------------------------------------------------------------------
 
 
-def bench_fleet(res: Results, state: Path, count: int) -> None:
-    """`vapixlog capture` of a fleet of `count` emulated devices in one server process."""
-    server = service(state, "--devices", str(count), "--reboot-downtime", "2")
-    first = free_port_block(count)
-    server.port = first + count - 1  # wait for the last device to answer
-    server.argv = [a.replace("{port}", str(first)) for a in server.argv]
+def bench_fleet(res: Results, state: Path, count: int, *, address_per_device: bool) -> None:
+    """`vapixlog capture` of a fleet of `count` emulated devices in one server process: on
+    ports PORT..PORT+N-1, or each on its own loopback address (issue 15: 10,000 of them);
+    the wall time and the peak RSS of both processes."""
+    if address_per_device:
+        server = service(state, "--devices", str(count), "--address-per-device")
+        last = fleet_addresses(count)[-1]
+    else:
+        server = service(state, "--devices", str(count))
+        first = free_port_block(count)
+        server.port = first + count - 1  # wait for the last device to answer
+        server.argv = [a.replace("{port}", str(first)) for a in server.argv]
+        last = "127.0.0.1"
+    server.argv += ["--reboot-downtime", "2"]
     out = WORK / "fleet-out"
     server.start(service_env())
     try:
-        wait_ok(server.port, timeout=300)
+        up = wait_ok(server.port, timeout=900, host=last)
         began = time.perf_counter()
         result = subprocess.run(
             [
@@ -534,20 +550,26 @@ def bench_fleet(res: Results, state: Path, count: int) -> None:
             ],
             capture_output=True,
             env={**os.environ, "VAPIXLOG_PASSWORD": PASSWORD},
-            timeout=900,
+            timeout=3600,
             check=False,
         )
         seconds = time.perf_counter() - began
+        service_peak = server.rss_kb("VmHWM")
     finally:
         server.stop()
+    client_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB, the capture
     tars = len(list(out.glob("*.tar")))
+    where = "one address each" if address_per_device else "one port each"
     res.add(
         Row(
-            f"capture of {count} emulated devices (concurrency 32)",
-            f"{seconds:.1f} s",
-            f"{tars} tars, exit {result.returncode}",
-            goal=f"{count} tars",
-            met=tars == count and result.returncode == 0,
+            f"capture of {count} emulated devices ({where}, concurrency 32)",
+            f"{seconds:.1f} s (fleet up in {up:.0f} s)",
+            f"{tars} tars, exit {result.returncode}; peak RSS service "
+            f"{service_peak / 1024:.0f} MiB, capture {client_peak / 1024:.0f} MiB",
+            goal=f"{count} tars" + (" in < 10 min, service < 2 GiB" if count >= 10_000 else ""),
+            met=tars == count
+            and result.returncode == 0
+            and (count < 10_000 or (seconds < 600 and service_peak < 2 << 20)),
         )
     )
 
@@ -599,8 +621,9 @@ def main() -> None:
     parser.add_argument("--fleet", type=int, default=1000, help="devices to capture (0: skip)")
     parser.add_argument(
         "--only",
-        choices=("forwarding",),
-        help="one scenario: forwarding (issue 14, its own section of the doc)",
+        choices=("forwarding", "fleet"),
+        help="one scenario: forwarding (issue 14, its own section of the doc), or fleet "
+        "(issue 15: a capture of 10,000 devices, one loopback address each)",
     )
     args = parser.parse_args()
     shutil.rmtree(WORK, ignore_errors=True)
@@ -619,7 +642,19 @@ def main() -> None:
             bench_service(res, WORK / "service", floor, fsync_rate, args.duration)
         bench_tar_all(res, WORK / "tar")
         if args.fleet:
-            bench_fleet(res, WORK / "fleet", args.fleet)
+            bench_fleet(res, WORK / "fleet", args.fleet, address_per_device=False)
+    if args.only == "fleet":
+        fleet = Results()
+        bench_fleet(fleet, WORK / "fleet", args.fleet or 10_000, address_per_device=True)
+        text = (
+            f"Measured {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC with `make bench "
+            f'BENCH_ARGS="--only fleet --fleet {args.fleet or 10_000}"`.\n'
+            f"Machine: {machine()}.\n\n{table(fleet)}"
+        )
+        print("\n" + text)
+        if not args.no_doc:
+            write_doc(text, "bench:fleet")
+        return
     from forwarding import bench_forwarding  # imports this module as `run`
 
     forwarding = Results()

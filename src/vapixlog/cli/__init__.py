@@ -5,6 +5,7 @@ talk to a device or a fleet."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from vapixlog.cli import capture, device, insight, remote_syslog, serve, users
@@ -33,11 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         result: int = args.handler(args)
         return result
     except KeyboardInterrupt:
         return 130
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C stops a command at once. asyncio's own handler (installed only while Python's
+    default one is in place) merely cancels the running task, and a task that swallows the
+    cancellation would keep `syslog --follow` going; `serve` installs its own handler."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
