@@ -528,6 +528,7 @@ def bench_fleet(res: Results, state: Path, count: int, *, address_per_device: bo
         server.argv = [a.replace("{port}", str(first)) for a in server.argv]
         last = "127.0.0.1"
     server.argv += ["--reboot-downtime", "2"]
+    concurrency = 128 if address_per_device else 32
     out = WORK / "fleet-out"
     server.start(service_env())
     try:
@@ -547,6 +548,8 @@ def bench_fleet(res: Results, state: Path, count: int, *, address_per_device: bo
                 str(state / "devices.txt"),
                 "--output",
                 str(out),
+                "--concurrency",
+                str(concurrency),
             ],
             capture_output=True,
             env={**os.environ, "VAPIXLOG_PASSWORD": PASSWORD},
@@ -562,7 +565,7 @@ def bench_fleet(res: Results, state: Path, count: int, *, address_per_device: bo
     where = "one address each" if address_per_device else "one port each"
     res.add(
         Row(
-            f"capture of {count} emulated devices ({where}, concurrency 32)",
+            f"capture of {count} emulated devices ({where}, concurrency {concurrency})",
             f"{seconds:.1f} s (fleet up in {up:.0f} s)",
             f"{tars} tars, exit {result.returncode}; peak RSS service "
             f"{service_peak / 1024:.0f} MiB, capture {client_peak / 1024:.0f} MiB",
