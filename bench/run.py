@@ -557,10 +557,12 @@ def bench_fleet(res: Results, state: Path, count: int, *, address_per_device: bo
             check=False,
         )
         seconds = time.perf_counter() - began
+        # Before the service is stopped and waited for: the children waited for so far are
+        # the capture's processes only (KiB).
+        client_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         service_peak = server.rss_kb("VmHWM")
     finally:
         server.stop()
-    client_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB, the capture
     tars = len(list(out.glob("*.tar")))
     where = "one address each" if address_per_device else "one port each"
     res.add(

@@ -86,9 +86,9 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from chromium import CHROMIUM, CHROMIUM_ARGS
 from conftest import client_for, start_server
 from servers import USERS, Server
-from test_browser_docs import CHROMIUM, CHROMIUM_ARGS
 
 DEVICE_ADDRESS = "127.0.0.1"
 ATTACKER_ADDRESS = "127.0.0.2"  # another site than the device's

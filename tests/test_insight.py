@@ -21,11 +21,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
+from chromium import ARTIFACTS, browser
 from conftest import start_server
 from servers import USERS, VAPIXLOG, free_port, free_port_block
-from test_browser_docs import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+
+__all__ = ["browser"]  # a fixture, used by name
 
 API = "/config/rest/log/v1"
 ROOT = ("root", USERS["root"][1])
@@ -278,16 +280,6 @@ def test_search_finds_exactly_the_planted_lines_with_each_filter(capture: Captur
 
 
 # ----- the page in Chromium ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: 'make test' installs it")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.mark.parametrize(

@@ -24,12 +24,14 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Request, Route
 
+from chromium import ARTIFACTS, browser
 from conftest import client_for, start_server
 from servers import USERS, Server
-from test_browser_docs import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from vapixlog.web.logs import MAX_FOLLOWERS, QUEUE_LINES, Follower
+
+__all__ = ["browser"]  # a fixture, used by name
 
 DOCS = Path(__file__).parents[1] / "docs"
 API = "/config/rest/log/v1"
@@ -48,16 +50,6 @@ def device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield server
     if server.proc:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: 'make test' installs it")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class Tab:
