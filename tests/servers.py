@@ -111,6 +111,7 @@ class Server:
                 return
             except httpx.TransportError:
                 time.sleep(0.05)
+        self.kill()  # a server that never answered must not outlive the test
         raise RuntimeError(f"server did not start:\n{self.output()}")
 
     def default_args(self) -> list[str]:
