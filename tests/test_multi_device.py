@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import httpx
@@ -102,3 +104,20 @@ def test_bad_device_counts_are_refused(tmp_path: Path) -> None:
             check=False,
         )
         assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_every_device_keeps_its_date_header_current_across_reboots(fleet: list[Server]) -> None:
+    """The devices share one clock (`vapixlog.uvicorn_server`): each one's `Date` header
+    follows the time, also on a device started by a reboot after the clock began."""
+    reboot_and_wait(fleet[1])
+
+    def dates() -> list[float]:
+        answers = [httpx.get(device.url + "/axis-cgi/systemready.cgi") for device in fleet]
+        return [parsedate_to_datetime(a.headers["date"]).timestamp() for a in answers]
+
+    first = dates()
+    assert all(abs(date - time.time()) < 2 for date in first), first
+    time.sleep(2.2)
+    later = dates()
+    assert all(b - a >= 2 for a, b in zip(first, later, strict=True)), (first, later)
+    assert all(abs(date - time.time()) < 2 for date in later), later

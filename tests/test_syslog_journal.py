@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from vapixlog.severity import Severity
 from vapixlog.syslog import Journal, logfiles
-from vapixlog.syslog import journal as journal_module
+from vapixlog.syslog import writers as writers_module
 from vapixlog.syslog.logfiles import valid_length
 
 MiB = 1 << 20
@@ -114,31 +114,36 @@ def test_appends_are_durable_in_order(make_journal: Factory) -> None:
     assert oct(journal.files()[0].stat().st_mode & 0o777) == "0o640"
 
 
-def test_an_idle_writer_thread_ends_and_work_starts_another(
-    make_journal: Factory, monkeypatch: pytest.MonkeyPatch
+def test_many_journals_share_a_few_writer_threads_and_idle_ones_keep_no_file_open(
+    make_journal: Factory, tmp_path: Path
 ) -> None:
-    """A fleet of idle devices holds no writer threads; the next entry brings one back."""
-    monkeypatch.setattr(journal_module, "IDLE_EXIT", 0.05)
-    journal, rec = make_journal()
-    journal.recover()
-    journal.start()
-    assert not _writer_threads()  # nothing to write yet: no thread
-    journal.append(b"first\n", 1)
-    rec.wait_for(1)
+    """A fleet writing at once is served by the shared writer threads (a thread per
+    journal made 10,000 devices a thread convoy); every journal keeps its order, and an
+    idle one keeps no descriptor (its next entries reopen the same file)."""
+    journals = [make_journal(dir=tmp_path / f"log{i}") for i in range(3 * writers_module.SIZE)]
+    for journal, _ in journals:
+        journal.recover()
+        journal.start()
+    for token in range(200):
+        for journal, _ in journals:
+            journal.append(f"line {token}\n".encode(), token)
+    for _, rec in journals:
+        rec.wait_for(200)
+        assert rec.reports == [(token, True) for token in range(200)]
+    assert 0 < len(_writer_threads()) <= writers_module.SIZE
+    journal, rec = journals[0]
     deadline = time.monotonic() + 5
-    while _writer_threads():
-        assert time.monotonic() < deadline, "the idle writer thread did not end"
+    while journal._store._fd is not None:  # the job that wrote the last batch ends
+        assert time.monotonic() < deadline, "an idle journal kept its file open"
         time.sleep(0.01)
-    for token in range(2, 52):  # the next entries start a new writer on the same file
-        journal.append(f"line {token}\n".encode(), token)
-    rec.wait_for(51)
-    assert all(ok for _, ok in rec.reports)
-    expected = b"first\n" + b"".join(f"line {t}\n".encode() for t in range(2, 52))
+    journal.append(b"after idle\n", "late")
+    rec.wait_for(201)
+    expected = b"".join(f"line {t}\n".encode() for t in range(200)) + b"after idle\n"
     assert content(journal) == expected and len(journal.files()) == 1
 
 
 def _writer_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "vapixlog-journal" and t.is_alive()]
+    return [t for t in threading.enumerate() if t.name == writers_module.THREAD_NAME]
 
 
 def test_group_commit_with_concurrent_writers(make_journal: Factory) -> None:

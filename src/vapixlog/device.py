@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import time
@@ -119,6 +120,12 @@ class DeviceConfig:
         return self.systemready_override or self.profile.systemready_version
 
 
+@functools.cache
+def _firmware() -> str:
+    """What the device says it runs (read once: package metadata takes a millisecond)."""
+    return f"vapixlog {version('vapixlog')}"
+
+
 class Device:
     def __init__(self, config: DeviceConfig) -> None:
         self.config = config
@@ -127,7 +134,7 @@ class Device:
         self.identity = Identity.load_or_create(
             self.state_dir / "identity.json", serial=config.serial, hostname=config.hostname
         )
-        self.firmware = f"vapixlog {version('vapixlog')}"
+        self.firmware = _firmware()
         self.firmware_version = config.profile.version  # the AXIS OS version it claims
         self.firmware_part = "vapixlog"  # a device's product part number; ours names us
         self.reset_source = "poweron"  # why the previous boot ended: poweron, reboot, crash

@@ -17,7 +17,7 @@ import ipaddress
 import logging
 import resource
 import signal
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from vapixlog.protocol import DEFAULT_REQUEST_TIMEOUT, http_protocol
 from vapixlog.ratelimit import Rate
 from vapixlog.severity import Severity
 from vapixlog.syslog.system_log import LogLimits
+from vapixlog.uvicorn_server import DeviceUvicornServer
 
 log = logging.getLogger(__name__)
 
@@ -55,39 +56,6 @@ class ServeOptions:
     # (on by default from AXIS OS 11.5).
     brute_force_protection: bool | None = None
     control: bool = False  # the admin-only fault control endpoint (`serve --control`)
-
-
-class _UvicornServer(uvicorn.Server):
-    """uvicorn's server, quiet when idle: its main loop wakes ten times a second to see
-    whether it should exit, which 10,000 devices turn into 100,000 wake-ups a second. This
-    one wakes once a second (the Date header's resolution) or at once when told to exit."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        self._exit = asyncio.Event()
-        super().__init__(config)
-
-    @property
-    def should_exit(self) -> bool:
-        return self._exit.is_set()
-
-    @should_exit.setter
-    def should_exit(self, value: bool) -> None:
-        if value:
-            self._exit.set()
-        else:
-            self._exit.clear()
-
-    async def main_loop(self) -> None:
-        ticks = 0  # tenths of a second, as uvicorn's `on_tick` counts them
-        while not await self.on_tick(ticks):
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._exit.wait(), 1.0)
-            ticks = (ticks + 10) % 864000
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        # The process handles signals once for all its devices (see `serve`).
-        yield
 
 
 class DeviceServer:
@@ -119,7 +87,7 @@ class DeviceServer:
         self.port = port
         self.options = options
         self.device: Device | None = None
-        self._server: _UvicornServer | None = None
+        self._server: DeviceUvicornServer | None = None
         self._stopping = asyncio.Event()
         self._reboot_pending = False
         self._reboot_faults = RebootFaults()
@@ -167,7 +135,7 @@ class DeviceServer:
                 ssl_certfile=self._tls[0] if self._tls else None,
                 ssl_keyfile=self._tls[1] if self._tls else None,
             )
-            self._server = _UvicornServer(config)
+            self._server = DeviceUvicornServer(config)
             await self._server.serve()
             if not self._reboot_pending:
                 return

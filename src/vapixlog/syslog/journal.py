@@ -1,13 +1,14 @@
-"""The persistent log: files written by one writer thread with group commit.
+"""The persistent log: files written by the shared writer threads with group commit.
 
 Thread contract (the asyncio facade relies on exactly this):
 
 * `append(data, token)`, `request_flush(token)` and `request_clear(token)` may be called from
   any thread (normally the event loop thread). They only put an item on an in-memory queue
   and never block on I/O. Items are processed strictly in the order they were queued.
-* The writer thread takes everything queued (up to `batch_bytes`), writes it with as few
-  `os.write` calls as possible and makes it durable with ONE `os.fdatasync`; appends that
-  arrive meanwhile form the next batch. So many concurrent writers share one fsync.
+* A writer thread (`vapixlog.syslog.writers`, shared by every journal of the process, one
+  batch of a journal at a time) takes everything queued (up to `batch_bytes`), writes it with
+  as few `os.write` calls as possible and makes it durable with ONE `os.fdatasync`; appends
+  that arrive meanwhile form the next batch. So many concurrent writers share one fsync.
 * Once per batch, the writer thread calls `on_batch_done([(token, ok), ...])` with every
   token of the batch, each exactly once, in queue order. For an append `ok` is True when the
   data is on stable storage, False when it was not stored (keep-free floor reached, or an
@@ -19,8 +20,9 @@ Thread contract (the asyncio facade relies on exactly this):
 * `notify(severity, message)` reports events worth a log entry (oldest file dropped, paused,
   resumed, repaired, I/O errors). It is called from the writer thread, or from `recover()`
   in the caller's thread, and never while a lock that `append` needs is held.
-* `close()` drains the queue (everything queued before it is written, synced and reported),
-  then joins the thread. `recover()` must run before `start()` on every cold start.
+* `close()` drains the queue (everything queued before it is written, synced and reported)
+  and waits for the batch being written. `recover()` must run before `start()` on every
+  cold start. An idle journal keeps no file open.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 from vapixlog.severity import Severity
 from vapixlog.syslog.logfiles import DIR_MODE, RECOVERED_DIR, list_logs, repair
 from vapixlog.syslog.store import LogStore, clearing_dir
+from vapixlog.syslog.writers import writers
 
 Notify = Callable[[Severity, str], None]
 BatchDone = Callable[[list[tuple[object, bool]]], None]
@@ -43,9 +46,6 @@ BatchDone = Callable[[list[tuple[object, bool]]], None]
 _log = logging.getLogger(__name__)
 
 _APPEND, _FLUSH, _CLEAR = 0, 1, 2
-# Seconds a writer thread waits for work before it ends: a fleet of idle devices holds no
-# threads, and a busy log keeps its writer.
-IDLE_EXIT = 5.0
 _Item = tuple[int, bytes, object]
 _NOTHING = b""
 
@@ -65,7 +65,7 @@ def _entries(datas: list[bytes]) -> int:
 
 
 class Journal:
-    """The persistent log files in `dir` and the thread that writes them (see module doc)."""
+    """The persistent log files in `dir` and their writing (see module doc)."""
 
     def __init__(
         self,
@@ -95,7 +95,7 @@ class Journal:
         self._cond = threading.Condition()
         self._queue: deque[_Item] = deque()
         self._closing = False
-        self._thread: threading.Thread | None = None  # the writer, while there is work
+        self._scheduled = False  # a writer job of this journal is queued or running
         self._started = False
         self._cap_checked = False
         # Writer state, touched only by the writer thread once started.
@@ -182,7 +182,7 @@ class Journal:
                 )
 
     def start(self) -> None:
-        """Start writing: a writer thread runs while there is work (see `IDLE_EXIT`)."""
+        """Start writing: a writer job runs whenever there is work."""
         if self._started:
             raise RuntimeError("journal already started")
         if self._closing:
@@ -191,19 +191,19 @@ class Journal:
         with self._cond:
             self._started = True
             if self._queue:
-                self._spawn()
+                self._schedule()
 
     def close(self) -> None:
-        """Write, sync and report everything queued, stop the writer thread. Idempotent."""
+        """Write, sync and report everything queued, wait for the writer. Idempotent."""
         with self._cond:
             self._closing = True
-            self._cond.notify_all()
-            thread = self._thread
-        if thread is not None:
-            thread.join()
-        elif self._queue and not self._started:  # drain in this thread: no token is lost
+            while self._scheduled:
+                self._cond.wait()
+        if self._queue:  # never started: drain in this thread, no token is lost
             self._open_dir()
-            self._run()
+            while batch := self._next_batch():
+                self._write(batch)
+        self._store.close()
 
     def _open_dir(self) -> None:
         self.dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
@@ -216,31 +216,18 @@ class Journal:
             if self._closing:
                 raise RuntimeError("journal is closed")
             self._queue.append(item)
-            if self._thread is None and self._started:
-                self._spawn()
-            else:
-                self._cond.notify()
+            if self._started and not self._scheduled:
+                self._schedule()
 
-    def _spawn(self) -> None:
-        """Start a writer thread (with `_cond` held). A daemon thread cannot hold up
-        interpreter exit. That breaks no promise: a token is only reported after its
-        fdatasync, and recover() repairs a torn tail."""
-        self._thread = threading.Thread(target=self._run, name="vapixlog-journal", daemon=True)
-        self._thread.start()
+    def _schedule(self) -> None:
+        """Queue this journal's next writer job (with `_cond` held)."""
+        self._scheduled = True
+        writers.submit(self._write_next)
 
-    def _take(self) -> list[_Item] | None:
-        """The next batch, waiting for one; None once closing and drained; an empty list
-        when idle for `IDLE_EXIT` seconds (the thread then ends, its file closed)."""
+    def _next_batch(self) -> list[_Item]:
+        """Take the next batch off the queue (empty when nothing is queued)."""
         with self._cond:
-            while not self._queue and not self._closing:
-                if not self._cond.wait(IDLE_EXIT) and not self._queue and not self._closing:
-                    # Under the lock, so the next `_put` starts a thread on a closed store.
-                    self._store.close()
-                    self._thread = None
-                    return []
             queue = self._queue
-            if not queue:
-                return None
             batch: list[_Item] = []
             size = 0
             while queue and (not batch or size + len(queue[0][1]) <= self.batch_bytes):
@@ -251,31 +238,37 @@ class Journal:
                     break
             return batch
 
-    # ----- writer thread -----
+    # ----- writer job -----
 
-    def _run(self) -> None:
-        idle = False
+    def _write_next(self) -> None:
+        """One batch, on a writer thread; then this journal's next job, if more is queued
+        (behind other journals' jobs: a busy log cannot hold a thread from the rest)."""
+        try:
+            if batch := self._next_batch():
+                self._write(batch)
+        finally:
+            with self._cond:
+                if self._queue:
+                    self._schedule()
+                else:
+                    self._store.close()  # an idle journal holds no descriptor
+                    self._scheduled = False
+                    self._cond.notify_all()
+
+    def _write(self, batch: list[_Item]) -> None:
         try:
             if not self._cap_checked:  # the cap may have been lowered since the last boot
                 self._cap_checked = True
                 self._store.enforce_cap()
-            while (batch := self._take()) is not None:
-                if not batch:
-                    idle = True  # `_take` closed the store and forgot this thread
-                    return
-                try:
-                    reports = self._process(batch)
-                except Exception:  # a bug must not silently stop persistent logging
-                    _log.exception("journal writer failed on a batch")
-                    self._notify(Severity.ERROR, f"{self.label} writer failed on a batch")
-                    reports = [(token, False) for _, _, token in batch]
-                try:
-                    self._on_batch_done(reports)
-                except Exception:
-                    _log.exception("journal on_batch_done callback failed")
-        finally:
-            if not idle:
-                self._store.close()
+            reports = self._process(batch)
+        except Exception:  # a bug must not silently stop persistent logging
+            _log.exception("journal writer failed on a batch")
+            self._notify(Severity.ERROR, f"{self.label} writer failed on a batch")
+            reports = [(token, False) for _, _, token in batch]
+        try:
+            self._on_batch_done(reports)
+        except Exception:
+            _log.exception("journal on_batch_done callback failed")
 
     def _process(self, batch: list[_Item]) -> list[tuple[object, bool]]:
         stored = iter(self._commit([data for kind, data, _ in batch if kind == _APPEND]))

@@ -48,6 +48,9 @@ class LogStore:
         self.total = 0
         self._synced = 0  # size of the current file at its last successful fdatasync
         self._dirty = False  # the current file may hold bytes past `_synced`
+        # The file whose name is durable (its directory synced since it was created): an
+        # idle journal closes its file, and opening it again then costs no directory sync.
+        self._named: int | None = None
         self.syncs = 0  # fdatasync calls, rotations included
 
     def scan(self) -> None:
@@ -55,6 +58,7 @@ class LogStore:
         self._sizes = {seq: path.stat().st_size for seq, path in list_logs(self.dir)}
         self.total = sum(self._sizes.values())
         self._seq = max(self._sizes, default=1)
+        self._named = None
 
     @property
     def current_size(self) -> int:
@@ -142,6 +146,7 @@ class LogStore:
             self.scan()
             return False
         self._sizes, self.total, self._seq, self._synced, self._dirty = {}, 0, 1, 0, False
+        self._named = None
         try:
             self.dir.mkdir(mode=DIR_MODE)
             fsync_dir(self.dir.parent)
@@ -170,13 +175,16 @@ class LogStore:
             fd = os.open(path, flags, FILE_MODE)
         try:
             size = os.fstat(fd).st_size
-            fsync_dir(self.dir)  # make the new file's name durable
+            if self._named != self._seq:
+                fsync_dir(self.dir)  # make the new file's name durable
+                self._named = self._seq
         except OSError:
             os.close(fd)
             raise
         self._fd = fd
-        self._synced = size
-        self._set_size(size)
+        if not self._dirty:  # else `prepare` cuts the file back to `_synced`
+            self._synced = size
+            self._set_size(size)
         return fd
 
     def _set_size(self, size: int) -> None:
