@@ -138,6 +138,44 @@ def test_duplicates_once_and_a_finished_folder_is_not_captured_over(
     assert lifetime(device) == {"boots": 2, "restarts": 1}
 
 
+def test_a_device_under_its_name_and_its_address_is_captured_once(
+    device: Server, tmp_path: Path
+) -> None:
+    """`localhost` and `127.0.0.1` are one device, which only its serial tells: the later
+    spelling is reported `duplicate`, naming the other, and nothing is sent to change it."""
+    by_name = f"http://localhost:{device.port}"
+    out = tmp_path / "out"
+    code, report, stderr = capture("--device", device.url, "--device", by_name, "-o", str(out))
+    assert code == 0, stderr
+    first, second = report["devices"]
+    assert first["outcome"] == "captured" and second["outcome"] == "duplicate"
+    assert second["error"] == (
+        f"{by_name} is the same device as {device.url} (serial {serial_of(device)}): captured once"
+    )
+    assert report["duplicates"] == 1 and len(list(out.glob("*.tar"))) == 1
+    assert lifetime(device) == {"boots": 2, "restarts": 1}
+    code, report, _ = capture("--device", device.url, "--device", by_name, "-o", str(out))
+    assert code == 0 and all(d["earlier"] for d in report["devices"])
+    assert [d["outcome"] for d in report["devices"]] == ["captured", "duplicate"]
+    assert lifetime(device) == {"boots": 2, "restarts": 1}
+
+
+def test_a_device_begun_under_one_spelling_finishes_under_it(
+    device: Server, tmp_path: Path
+) -> None:
+    """A run killed after it began the device by name: the rerun lists the address first,
+    yet the device finishes under its name (its journal), and the address is the duplicate."""
+    by_name = f"http://localhost:{device.port}"
+    out = tmp_path / "out"
+    serial = serial_of(device)
+    journal(out, by_name, ("begun", {"serial": serial, "persistent_before": False}))
+    code, report, stderr = capture("--device", device.url, "--device", by_name, "-o", str(out))
+    assert code == 0, stderr
+    outcomes = {d["device"]: d["outcome"] for d in report["devices"]}
+    assert outcomes == {device.url: "duplicate", by_name: "captured"}
+    assert lifetime(device) == {"boots": 2, "restarts": 1}
+
+
 def test_one_capture_at_a_time_per_folder(device: Server, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()

@@ -38,7 +38,8 @@ def add_parser(
         description="On every device: turn persistent logging on, reboot, wait for the new "
         "boot, turn persistent logging off, download tar_all, clear the persistent log. A "
         "device without a Log API (AXIS OS 10.x) is left alone and reported as no-log-api, "
-        "which is not a failure.",
+        "which is not a failure. A device listed twice (a host name and its address: the "
+        "same serial) is captured once.",
     )
     capture.add_argument(
         "--output",
@@ -164,6 +165,8 @@ class _LiveDisplay:
         detail = f"failed {progress.failed_devices}"
         if progress.no_log_api_devices:
             detail += f", no Log API {progress.no_log_api_devices}"
+        if progress.duplicate_devices:
+            detail += f", listed twice {progress.duplicate_devices}"
         self._bar.update(self._devices, completed=progress.finished_devices, detail=detail)
         for stage, task in self._stages.items():
             detail = f"now {progress.active[stage]}"
@@ -249,6 +252,7 @@ def _print_json(outcomes: list[DeviceOutcome], seconds: float, report: str) -> N
         "succeeded": counts["captured"],
         "failed": counts["failed"],
         "no_log_api": counts["no-log-api"],
+        "duplicates": counts["duplicate"],
         "seconds": round(seconds, 3),
         "report": report,  # where summary.json and report.html are, or why there are none
     }
@@ -270,6 +274,8 @@ def _print_table(outcomes: list[DeviceOutcome], seconds: float) -> None:
             result = "[green]ok[/green]"
         elif outcome.outcome == "no-log-api":
             result = "[yellow]no Log API[/yellow] (nothing changed, not rebooted)"
+        elif outcome.outcome == "duplicate":
+            result = f"[yellow]listed twice[/yellow]: {_escape(outcome.error or '')}"
         else:
             result = f"[red]failed at {_stage(outcome)}[/red]: {_escape(_error(outcome))}"
         table.add_row(
@@ -284,6 +290,8 @@ def _print_table(outcomes: list[DeviceOutcome], seconds: float) -> None:
     counts = _counts(outcomes)
     devices = f"{len(outcomes)} device{'s' if len(outcomes) != 1 else ''}"
     without = f", {counts['no-log-api']} without a Log API" if counts["no-log-api"] else ""
+    if counts["duplicate"]:
+        without += f", {counts['duplicate']} listed twice"
     console.print(
         f"{devices}: {counts['captured']} succeeded, {counts['failed']} failed{without}, "
         f"in {seconds:.1f} s",
@@ -292,8 +300,8 @@ def _print_table(outcomes: list[DeviceOutcome], seconds: float) -> None:
 
 
 def _counts(outcomes: list[DeviceOutcome]) -> dict[str, int]:
-    """Devices per outcome (`captured`, `failed`, `no-log-api`)."""
-    counts = {"captured": 0, "failed": 0, "no-log-api": 0}
+    """Devices per outcome (`captured`, `failed`, `no-log-api`, `duplicate`)."""
+    counts = {"captured": 0, "failed": 0, "no-log-api": 0, "duplicate": 0}
     for outcome in outcomes:
         counts[str(outcome.outcome)] += 1
     return counts

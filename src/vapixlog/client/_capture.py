@@ -131,6 +131,7 @@ async def capture_boot_logs(
     state: DeviceState | None = None,
     record: Recorder | None = None,
     keep_existing: bool = False,
+    claim: Callable[[str], None] | None = None,
 ) -> CaptureResult:
     """Capture the logs of a reboot, the procedure of log-api.md: turn on saving logs to
     the persistent storage, reboot and wait for the new boot, turn saving off, download
@@ -148,7 +149,9 @@ async def capture_boot_logs(
 
     `state` (what a journal tells of an earlier run) resumes a capture; `record(event,
     **fields)` writes each step to the journal; `keep_existing` refuses to replace a tar
-    that the journal does not know.
+    that the journal does not know; `claim(serial)` is called once the serial is known,
+    before anything on the device is changed (a fleet capture raises
+    `DuplicateDeviceError` there for a device it has under another address).
     """
     started = time.monotonic()
     state = state if state is not None else DeviceState()
@@ -185,6 +188,8 @@ async def capture_boot_logs(
                     persistent_before=current,
                 )
         serial = client.serial or state.serial
+        if claim is not None and serial:
+            claim(serial)
         target = _target(dest, client.url, serial, state, keep_existing)
         for done in [s for s in Stage if _REACHES[s] <= state.point]:
             begin(done)  # steps of an earlier run: through at once

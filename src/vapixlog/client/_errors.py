@@ -71,6 +71,11 @@ class NoLogApiError(NotFoundError):
     such a device changes nothing and reports outcome `no-log-api`, not a failure."""
 
 
+class DuplicateDeviceError(VapixError):
+    """The device is already in this fleet capture under another address (a host name and
+    its IP address, say): the same serial. It is captured once, under the first."""
+
+
 class ValidationError(VapixError):
     """400: the device refused the request's data (DCA code 5) or its form (code 6)."""
 

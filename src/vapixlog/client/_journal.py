@@ -17,7 +17,7 @@ device, in order:
     disabled       persistent logging turned off
     downloaded     the tar is complete, checked and renamed into place: `file`, `bytes`
     cleared        the persistent log is cleared
-    done           `outcome` (`captured`, `no-log-api`); nothing more to do on the device
+    done           `outcome` (`captured`, `no-log-api`, `duplicate`); nothing more to do
     failed         `stage` and `error`; where it got to before stays as it was
 
 Each step line carries `seconds`, the step's duration. A resumed device goes on from its
@@ -115,7 +115,7 @@ class DeviceState:
     new_boot_id: str | None = None
     file: str | None = None
     bytes: int = 0
-    outcome: str | None = None  # final: captured, no-log-api
+    outcome: str | None = None  # final: captured, no-log-api, duplicate
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage, all runs
     runs: set[int] = field(default_factory=set)
     last_error: str | None = None
@@ -141,6 +141,7 @@ class DeviceState:
             self.file, self.bytes = line.get("file"), int(line.get("bytes") or 0)
         elif event == "done":
             self.outcome = line.get("outcome")
+            self.last_error = line.get("error") or self.last_error
         elif event == "failed":
             self.last_error = line.get("error")
 

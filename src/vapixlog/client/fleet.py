@@ -11,8 +11,8 @@ from pathlib import Path
 
 from vapixlog.client._capture import Stage, capture_boot_logs
 from vapixlog.client._client import AsyncClient
-from vapixlog.client._errors import NoLogApiError
-from vapixlog.client._journal import DeviceState, Journal, device_key, unique_devices
+from vapixlog.client._errors import DuplicateDeviceError, NoLogApiError
+from vapixlog.client._journal import DeviceState, Journal, Point, device_key, unique_devices
 from vapixlog.client._retry import DEFAULT_POLICY, RetryPolicy
 
 
@@ -24,6 +24,9 @@ class Outcome(enum.StrEnum):
     # The device has no Log API (AXIS OS 10.x): nothing was changed or rebooted. Not a
     # failure: there is nothing to capture on it (DECISIONS 12).
     NO_LOG_API = "no-log-api"
+    # The list names the device twice, two ways that only its serial tells apart (a host
+    # name and its address): captured once, under the other; nothing sent to it here.
+    DUPLICATE = "duplicate"
 
 
 @dataclass
@@ -33,7 +36,8 @@ class DeviceOutcome:
     `ok` tells whether the whole procedure succeeded; then `path` and `bytes` describe the
     tar. Otherwise `error` is a one-line description and `stage` the step that failed
     (None: before the first step, when the device was first contacted). `outcome` tells a
-    failure from a device without a Log API (`Outcome.NO_LOG_API`, also not `ok`).
+    failure from a device without a Log API (`Outcome.NO_LOG_API`, also not `ok`) and
+    from a device listed twice (`Outcome.DUPLICATE`: `error` names the other address).
     `earlier`: the journal of the output folder says an earlier run finished this device,
     which was left alone; `resumed`: an earlier run had begun it and this one finished it.
     """
@@ -76,6 +80,7 @@ class FleetProgress:
     succeeded_devices: int = 0
     failed_devices: int = 0
     no_log_api_devices: int = 0
+    duplicate_devices: int = 0
 
     def _changed(self) -> None:
         if self.listener is not None:
@@ -97,13 +102,20 @@ class FleetProgress:
             self.succeeded_devices += 1
         elif outcome is Outcome.NO_LOG_API:
             self.no_log_api_devices += 1
+        elif outcome is Outcome.DUPLICATE:
+            self.duplicate_devices += 1
         else:
             self.failed_devices += 1
         self._changed()
 
     @property
     def finished_devices(self) -> int:
-        return self.succeeded_devices + self.failed_devices + self.no_log_api_devices
+        return (
+            self.succeeded_devices
+            + self.failed_devices
+            + self.no_log_api_devices
+            + self.duplicate_devices
+        )
 
 
 def describe(exc: BaseException) -> str:
@@ -131,7 +143,8 @@ async def capture_fleet(
     into `output_dir` (named `<host>_<port>_<serial>.tar`, with its sidecar `.tar.json`).
     One device's failure never stops the others; every device gets a `DeviceOutcome`, in
     the order of `urls`. A device written twice (`10.0.0.5`, `http://10.0.0.5:80/`) is
-    captured once, in its first spelling (`unique_devices`).
+    captured once, in its first spelling (`unique_devices`); so is a device listed under
+    two addresses (a name and its IP), told by its serial (`Outcome.DUPLICATE`).
 
     With `journal` (the default), the steps go to `capture-journal.jsonl` in `output_dir`
     (`vapixlog.client._journal`): running the same capture again after it was stopped at
@@ -155,12 +168,27 @@ async def capture_fleet(
     counts.total = len(devices)
     slots = asyncio.Semaphore(concurrency)
     book = Journal(output) if journal else None
+    # serial -> the address a device is captured under; first those an earlier run began
+    # (a device half-way through must finish under its own address).
+    owners: dict[str, str] = {}
+    if book is not None:
+        for key, known in book.devices.items():
+            if known.serial and known.point > Point.NEW and known.outcome != Outcome.DUPLICATE:
+                owners.setdefault(known.serial, key)
 
     async def one(url: str) -> DeviceOutcome:
         key = device_key(url)
         state = book.state(key) if book else DeviceState()
         if state.outcome is not None:
             return _earlier(url, state, output, counts)
+
+        def claim(serial: str) -> None:
+            owner = owners.setdefault(serial, key)
+            if owner != key:
+                raise DuplicateDeviceError(
+                    f"{url} is the same device as {owner} (serial {serial}): captured once",
+                    url=url,
+                )
 
         async def record(event: str, **fields: object) -> None:
             if book is not None:
@@ -189,13 +217,16 @@ async def capture_fleet(
                         state=state,
                         record=record,
                         keep_existing=book is not None,
+                        claim=claim,
                     )
             except Exception as exc:  # every failure is this device's alone
                 # Raised before the first stage: the device was left as it was.
                 missing = isinstance(exc, NoLogApiError) and current is None
                 outcome = Outcome.NO_LOG_API if missing else Outcome.FAILED
+                if isinstance(exc, DuplicateDeviceError):
+                    outcome = Outcome.DUPLICATE
                 error = describe(exc)
-                if missing:
+                if outcome is not Outcome.FAILED:
                     await record("done", outcome=str(outcome), error=error)
                 else:
                     stage = current.value if current else "connect"
@@ -250,6 +281,6 @@ def _earlier(url: str, state: DeviceState, output: Path, counts: FleetProgress) 
         bytes=state.bytes if outcome is Outcome.CAPTURED else 0,
         serial=state.serial,
         new_boot_id=state.new_boot_id,
-        error=state.last_error if outcome is Outcome.NO_LOG_API else None,
+        error=state.last_error if outcome in (Outcome.NO_LOG_API, Outcome.DUPLICATE) else None,
         earlier=True,
     )

@@ -14,6 +14,7 @@ COLORS = {
     "failed": "#c0392b",
     "unreadable": "#8e44ad",
     "no-log-api": "#b7791f",
+    "duplicate": "#6b7280",
     "archive-only": "#2f6db5",
     "EMERG": "#7b1010",
     "ALERT": "#9b1c1c",

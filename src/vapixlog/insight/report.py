@@ -244,7 +244,7 @@ def _devices(chunk: list[dict[str, Any]], number: int, pages: int, total: int) -
 
 def _device_row(device: dict[str, Any]) -> str:
     outcome = str(device["outcome"])
-    css = {"captured": "ok", "no-log-api": "warn"}.get(outcome, "bad")
+    css = {"captured": "ok", "no-log-api": "warn", "duplicate": "warn"}.get(outcome, "bad")
     if device["failed_stage"]:
         outcome += f" at {device['failed_stage']}"
     name = escape(str(device["device"]))
