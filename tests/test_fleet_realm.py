@@ -15,8 +15,11 @@ import httpx
 import pytest
 
 from servers import Server, free_port_block, run_cli
+from vapixlog import device as device_module
 from vapixlog.auth import Role, User, UserStore, compute_ha1
 from vapixlog.cli.users import register_realms
+from vapixlog.server import device_configs, device_realms
+from vapixlog.syslog.system_log import LogLimits
 
 COUNT = 3
 ROOT_PASSWORD = "rootpass"  # what `Server.start` gives as VAPIXLOG_ADMIN_PASSWORD
@@ -225,3 +228,24 @@ def test_fleet_growing_warns_about_users_it_cannot_know(tmp_path: Path) -> None:
         wait_until(lambda: status(third, httpx.DigestAuth("bob", "bobpw")) == 200)
     finally:
         three.stop()
+
+
+def test_new_devices_of_a_fleet_never_share_a_serial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random serials have 24 bits (after Axis's OUI): a 10,000-device fleet drew the same
+    one for a few devices, which then shared a realm and looked like one device to a
+    capture. A new device draws again until its serial is free in the fleet, also next to
+    devices made by an earlier start."""
+    draws = iter(["00aa01", "00aa01", "00aa02", "00aa01", "00aa02", "00aa03"])
+    monkeypatch.setattr(device_module.secrets, "token_hex", lambda _: next(draws))
+    configs = device_configs(
+        tmp_path, 3, serial=None, hostname=None, limits=LogLimits(), rate_limit=None
+    )
+    device_realms(configs[:1])  # an earlier start made the first device only
+    assert device_realms(configs) == [
+        "AXIS_ACCC8E00AA01",
+        "AXIS_ACCC8E00AA02",
+        "AXIS_ACCC8E00AA03",
+    ]
+    assert device_realms(configs) == device_realms(configs)  # kept across starts

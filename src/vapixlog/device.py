@@ -14,6 +14,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Container
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -69,15 +70,35 @@ class Identity:
     serial: str  # 12 upper-case hex digits, as the MAC address
     hostname: str
 
+    @staticmethod
+    def stored_serial(state_dir: Path) -> object:
+        """The serial in `state_dir`'s identity.json (None when there is none yet)."""
+        return _read_json(state_dir / "identity.json").get("serial")
+
     @classmethod
-    def load_or_create(cls, path: Path, *, serial: str | None, hostname: str | None) -> Identity:
-        """The identity kept in the state dir; flags given on the command line override it."""
+    def load_or_create(
+        cls,
+        path: Path,
+        *,
+        serial: str | None,
+        hostname: str | None,
+        taken: Container[str] = (),
+    ) -> Identity:
+        """The identity kept in the state dir; flags given on the command line override it.
+        A new serial is random, and none of `taken` (the fleet's other devices')."""
         stored = _read_json(path)
-        serial = (serial or stored.get("serial") or AXIS_OUI + secrets.token_hex(3)).upper()
+        serial = (serial or stored.get("serial") or _new_serial(taken)).upper()
         identity = cls(serial, hostname or stored.get("hostname") or f"axis-{serial.lower()}")
         if stored != {"serial": identity.serial, "hostname": identity.hostname}:
             _write_json(path, {"serial": identity.serial, "hostname": identity.hostname})
         return identity
+
+
+def _new_serial(taken: Container[str]) -> str:
+    # 24 random bits: 10,000 devices would share a few serials without the check.
+    while (serial := AXIS_OUI + secrets.token_hex(3).upper()) in taken:
+        pass
+    return serial
 
 
 @dataclass

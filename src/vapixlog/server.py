@@ -240,13 +240,23 @@ def device_configs(
 
 def device_realms(configs: Sequence[DeviceConfig]) -> list[str]:
     """Every device's realm, `AXIS_<serial>`, creating identities not made yet (a small
-    file each): the user store must know them all before users are added or log in."""
+    file each, a serial no other device of the fleet has): the user store must know them
+    all before users are added or log in."""
+    taken = {
+        serial
+        for config in configs
+        if isinstance(serial := Identity.stored_serial(config.state_dir), str)
+    }
     realms = []
     for config in configs:
         config.state_dir.mkdir(parents=True, exist_ok=True)
         identity = Identity.load_or_create(
-            config.state_dir / "identity.json", serial=config.serial, hostname=config.hostname
+            config.state_dir / "identity.json",
+            serial=config.serial,
+            hostname=config.hostname,
+            taken=taken,
         )
+        taken.add(identity.serial)
         realms.append(device_realm(identity.serial))
     return realms
 
