@@ -5,6 +5,13 @@ An archive is indexed once: a second run reads only archives that are new or who
 modification time changed, and drops those that are gone. A file that is no readable server
 report is recorded with its problem (and named by `build_index`), so it is not read again
 either until it changes.
+
+The index can always be built again from the archives, so it is written for speed: a
+rollback journal without fsync (a killed run loses nothing but its last transaction; a
+power cut may cost the index, which a rebuild brings back), a large page cache, the rows
+inserted in batches, and, when a run adds more archives than the index holds, the secondary
+B-tree indexes dropped during the inserts and built again once at the end (their upkeep row
+by row was most of the time). A file that is not an index of this format is rebuilt.
 """
 
 from __future__ import annotations
@@ -31,11 +38,14 @@ CREATE TABLE IF NOT EXISTS lines (
     id INTEGER PRIMARY KEY, archive INTEGER NOT NULL, source TEXT, boot TEXT,
     epoch REAL, ts TEXT, host TEXT, severity INTEGER, tag TEXT, pid INTEGER, message TEXT
 );
-CREATE INDEX IF NOT EXISTS lines_archive ON lines(archive);
-CREATE INDEX IF NOT EXISTS lines_epoch ON lines(epoch);
 CREATE VIRTUAL TABLE IF NOT EXISTS lines_fts USING fts5(
     message, tag, content='lines', content_rowid='id'
 );
+"""
+# Dropped during a bulk build (`_bulk`), created again at its end (or by the next run).
+_SECONDARY = """
+CREATE INDEX IF NOT EXISTS lines_archive ON lines(archive);
+CREATE INDEX IF NOT EXISTS lines_epoch ON lines(epoch);
 """
 
 
@@ -76,15 +86,28 @@ class Match:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version not in (0, SCHEMA_VERSION):
-        raise RuntimeError(f"{path}: index format {version}, expected {SCHEMA_VERSION}")
-    db.executescript(_SCHEMA)
-    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-    return db
+    """The index at `path`, made or brought to this format; a file that is not one
+    (another format, damaged) is replaced: the archives tell everything it held."""
+    for attempt in (1, 2):
+        db = sqlite3.connect(path)
+        try:
+            db.execute("PRAGMA journal_mode=DELETE")  # leaves WAL, which earlier runs used
+            db.execute("PRAGMA synchronous=OFF")
+            db.execute("PRAGMA cache_size=-65536")  # KiB: 64 MiB at most, as pages are used
+            db.execute("PRAGMA temp_store=MEMORY")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise sqlite3.DatabaseError(f"index format {version}, not {SCHEMA_VERSION}")
+            db.executescript(_SCHEMA + _SECONDARY)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            return db
+        except sqlite3.DatabaseError:
+            db.close()
+            if attempt == 2:
+                raise
+            for stale in (path, *path.parent.glob(path.name + "-*")):
+                stale.unlink(missing_ok=True)
+    raise AssertionError("unreachable")
 
 
 def build_index(folder: str | os.PathLike[str]) -> IndexStats:
@@ -106,6 +129,7 @@ def build_index(folder: str | os.PathLike[str]) -> IndexStats:
         for name in sorted(set(known) - present):
             _drop(db, known[name][0])
             stats.removed.append(name)
+        todo: list[Path] = []
         for path in paths:
             try:
                 stat = path.stat()
@@ -118,11 +142,22 @@ def build_index(folder: str | os.PathLike[str]) -> IndexStats:
                     stats.problems[path.name] = old[3]
                 continue
             if old:
-                _drop(db, old[0])
-            stats.lines += _add(db, path, stats)
+                _drop(db, old[0])  # before a bulk build drops the index on `archive`
+            todo.append(path)
+        bulk = len(todo) > stats.unchanged
+        if bulk:
+            db.execute("DROP INDEX IF EXISTS lines_archive")
+            db.execute("DROP INDEX IF EXISTS lines_epoch")
+        next_id = db.execute("SELECT COALESCE(MAX(id), 0) FROM lines").fetchone()[0] + 1
+        for path in todo:
+            added = _add(db, path, stats, next_id)
+            next_id += added
+            stats.lines += added
             stats.indexed.append(path.name)
             if len(stats.indexed) % COMMIT_EVERY == 0:  # a stopped run keeps what it did
                 db.commit()
+        if bulk:
+            db.executescript(_SECONDARY)
         db.commit()
     return stats
 
@@ -148,7 +183,8 @@ def _drop(db: sqlite3.Connection, archive: int) -> None:
     db.execute("DELETE FROM archives WHERE id = ?", (archive,))
 
 
-def _add(db: sqlite3.Connection, path: Path, stats: IndexStats) -> int:
+def _add(db: sqlite3.Connection, path: Path, stats: IndexStats, start: int) -> int:
+    """Add one archive's lines, numbered from `start`; returns how many."""
     log = read_archive(path)
     if log.problem:
         stats.problems[log.name] = log.problem
@@ -170,7 +206,6 @@ def _add(db: sqlite3.Connection, path: Path, stats: IndexStats) -> int:
         ),
     )
     archive = cursor.lastrowid
-    start = db.execute("SELECT COALESCE(MAX(id), 0) FROM lines").fetchone()[0] + 1
     rows = [
         (
             start + i,
@@ -188,10 +223,9 @@ def _add(db: sqlite3.Connection, path: Path, stats: IndexStats) -> int:
         for i, e in enumerate(entries)
     ]
     db.executemany("INSERT INTO lines VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    db.execute(
-        "INSERT INTO lines_fts(rowid, message, tag) SELECT id, message, tag FROM lines "
-        "WHERE archive = ?",
-        (archive,),
+    db.executemany(
+        "INSERT INTO lines_fts(rowid, message, tag) VALUES (?, ?, ?)",
+        [(row[0], row[10], row[8]) for row in rows],
     )
     return len(rows)
 

@@ -74,7 +74,10 @@ def _device(
     log: DeviceLog, noted: JournalDevice | None, groups: dict[tuple[str, str], dict[str, Any]]
 ) -> dict[str, Any]:
     side = log.sidecar
-    stages = _stages(side.get("stages")) or (dict(noted.stages) if noted and side else {})
+    # A journal names the archive of a device that failed after its download (at clear):
+    # no sidecar then, the journal tells its URL, serial, stages and failure.
+    stages = _stages(side.get("stages")) or (dict(noted.stages) if noted else {})
+    failed = not side and noted is not None and noted.outcome == "failed" and not log.problem
     counts = Counter(entry.severity for entry in log.entries)
     errors = [entry for entry in log.entries if entry.severity <= Severity.ERROR]
     seen: set[tuple[str, str]] = set()
@@ -107,14 +110,14 @@ def _device(
         "device": log.device,
         "archive": log.name,
         "bytes": log.size,
-        "url": side.get("url"),
-        "serial": side.get("serial"),
+        "url": side.get("url") or (noted.url if noted else None),
+        "serial": side.get("serial") or (noted.serial if noted else None),
         "product": side.get("product"),
-        "firmware": side.get("firmware") or side.get("profile"),
+        "firmware": side.get("firmware") or side.get("profile") or (noted and noted.firmware),
         "hostname": log.hostname,
         "outcome": outcome,
-        "failed_stage": None,
-        "error": None,
+        "failed_stage": noted.stage if failed and noted else None,
+        "error": noted.error if failed and noted else None,
         "problem": log.problem,
         "old_boot_id": side.get("old_boot_id"),
         "new_boot_id": side.get("new_boot_id"),
