@@ -62,7 +62,8 @@ capture-kill-test: $(VENV)/.installed-test
 
 # Benchmarks (issue 6; not part of `make test` or CI): the server on core 0, the load
 # generator on core 1. Installs Debian's wrk, rsyslog (issue 14's receiver) and the bench-only
-# Python tools if missing. BENCH_ARGS="--only forwarding": issue 14's scenario alone.
+# Python tools if missing. One scenario alone: BENCH_ARGS="--only requests|forwarding|fleet|insight"
+# (fleet: 10,000 devices, one address each, unless --fleet N).
 BENCH_TOOLS := py-spy pyinstrument granian fastjsonschema jsonschema-rs
 BENCH_ARGS ?=
 
