@@ -26,10 +26,12 @@ from vapixlog.client import (
     capture_fleet,
 )
 from vapixlog.client._archive import TarCheck
+from vapixlog.client._reboot import boot_state
 
 ROOT = ("root", USERS["root"][1])
 FAST = RetryPolicy(attempts=3, first_delay=0.05, max_delay=0.2)
 PERSISTENT = "/config/rest/log/v1/persistent/enabled"
+CONTROL = "/vapixlog/control/faults"
 
 
 @pytest.fixture
@@ -261,3 +263,33 @@ def test_a_fault_at_each_stage_of_a_fleet_capture(tmp_path: Path) -> None:
 
 def persistent_on_url(url: str) -> bool:
     return bool(httpx.get(url + PERSISTENT, auth=ROOT, timeout=10).json()["data"])
+
+
+def test_error_answers_of_a_starting_device_are_not_its_new_boot(tmp_path: Path) -> None:
+    """After a reboot, systemready.cgi answers errors (HTTP 200, a JSON-RPC error) three
+    times: the wait goes on until the device tells its new boot, never taking an error
+    answer for a boot without an id."""
+    server = start_server(tmp_path / "state", "--reboot-downtime", "1", "--control")
+    spec = "systemready:status=500,first=3"
+
+    async def main() -> tuple[str | None, str | None]:
+        async with AsyncClient(server.url, user=ROOT[0], password=ROOT[1]) as client:
+            before = await boot_state(client)
+            assert before is not None and before.boot_id
+            # Armed now, fired by the first three answers after the reboot (the plan
+            # outlives it; the address refuses connections meanwhile).
+            async with httpx.AsyncClient(auth=ROOT) as control:
+                reply = await control.put(server.url + CONTROL, json={"faults": [spec]})
+                assert reply.status_code == 200, reply.text
+            await client.reboot(wait=False)
+            after = await client.wait_for_new_boot(before, 30)
+            return before.boot_id, after
+
+    try:
+        old, new = asyncio.run(main())
+        assert new is not None and new != old, (old, new)
+        ready = {"apiVersion": "1.0", "method": "systemready"}
+        now = httpx.post(server.url + "/axis-cgi/systemready.cgi", json=ready, timeout=10)
+        assert now.json()["data"]["bootid"] == new
+    finally:
+        server.stop()

@@ -460,9 +460,10 @@ class AsyncClient(RemoteSyslogCalls):
                 continue
             except AddressBlockedError:  # the block clears by itself: wait it out
                 continue
-            if state is not None and not state.ready:
+            if (state is not None and not state.ready) or (state is None and before):
                 # Going down: what tells a reboot on systemready 1.2 (no bootid), even
-                # when the address refuses connections too briefly to be seen.
+                # when the address refuses connections too briefly to be seen. No state
+                # from a device that gave one before: an error answer while it starts.
                 went_down = True
                 continue
             told = state.rebooted_since(before) if state and before else None
