@@ -2,7 +2,9 @@
 
 The ASGI app of a real device (state in a temporary folder) is called directly with the
 scope of a `writeMessage` (Basic auth, persistent off) many times; the difference between
-layers is what each layer costs. Used to decide where to optimize (docs/benchmarks.md).
+layers is what each layer costs. Then the whole app with Digest (MD5 and SHA-256), each
+request with a fresh header (64 nonces, rising counts, as bench/run.py sends them). Used to
+decide where to optimize (docs/benchmarks.md).
 
     python bench/asgi_micro.py [--requests 20000]
 """
@@ -12,9 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
+import hashlib
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +58,10 @@ def scope(auth: bytes) -> dict[str, Any]:
     }
 
 
+def digest_scope(headers: Iterator[bytes]) -> dict[str, Any]:
+    return scope(next(headers))
+
+
 async def per_request_us(app: App, make_scope: Callable[[], dict[str, Any]], n: int) -> float:
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": BODY, "more_body": False}
@@ -73,6 +81,28 @@ async def per_request_us(app: App, make_scope: Callable[[], dict[str, Any]], n: 
     elapsed = time.perf_counter() - start
     assert set(statuses) == {200}, set(statuses)
     return elapsed / n * 1e6
+
+
+def digest_headers(new_nonce: Callable[[], str], algorithm: str, count: int) -> list[bytes]:
+    """`count` single-use Digest headers for root: 64 nonces, counts rising on each."""
+    hash_function = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}[algorithm]
+
+    def h(text: str) -> str:
+        return hash_function(text.encode()).hexdigest()
+
+    realm = "AXIS_ACCC8E000000"
+    ha1, ha2 = h(f"root:{realm}:benchpass"), h(f"POST:{PATH}")
+    nonces = [new_nonce() for _ in range(64)]
+    headers = []
+    for i in range(count):
+        nonce, nc, cnonce = nonces[i % 64], f"{i // 64 + 1:08x}", f"c{i % 64:07x}"
+        response = h(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+        headers.append(
+            f'Digest username="root", realm="{realm}", nonce="{nonce}", uri="{PATH}", '
+            f'algorithm={algorithm}, qop=auth, nc={nc}, cnonce="{cnonce}", '
+            f'response="{response}"'.encode()
+        )
+    return headers
 
 
 async def run(n: int) -> None:
@@ -106,6 +136,11 @@ async def run(n: int) -> None:
             ]
             for name, layer, make in layers:
                 print(f"{name:<40} {await per_request_us(layer, make, n):6.1f} us/request")
+            assert authenticated.digest is not None
+            for algorithm in ("MD5", "SHA-256"):
+                headers = digest_headers(authenticated.digest.new_nonce, algorithm, n + 500)
+                us = await per_request_us(app, functools.partial(digest_scope, iter(headers)), n)
+                print(f"{'the whole app, Digest ' + algorithm:<40} {us:6.1f} us/request")
             start = time.perf_counter()
             for _ in range(n):
                 device.syslog.log(Severity.INFO, "benchmark entry from wrk, one line")

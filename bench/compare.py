@@ -37,7 +37,7 @@ def us(func: Callable[[], object], number: int = 100_000) -> float:
 
 
 def servers(seconds: float, rounds: int = 3) -> list[str]:
-    floor = run.Server([run.PY, "bench/floor_app.py", "--port", "{port}"])
+    floor = run.Server(run.PLAIN_FLOOR)  # plain uvicorn, as the floor of bench/run.py
     granian_bin = str(Path(run.PY).with_name("granian"))
     granian = run.Server(
         [

@@ -1,12 +1,16 @@
-"""The floor: a bare ASGI app on the service's own server stack.
+"""The floor's app: a bare ASGI app that reads the body and answers `{"status":"success"}`.
 
-It answers every request with `{"status":"success"}` after reading the body, as
-`writeMessage` does, served by uvicorn with the same `Config` as `vapixlog.server` (the
-request-timeout httptools protocol, the connection limit) on uvloop. Whatever the service
-does beyond this is the cost of the service itself.
+The floor of `make bench` (bench/run.py, issue 17) is this app on plain uvicorn, as its
+command line starts it (its default config picks httptools and uvloop when installed),
+without the access log:
 
-    python bench/floor_app.py --port 8090            # uvicorn + httptools + uvloop
+    python -m uvicorn bench.floor_app:app --port 8090 --no-access-log   # the floor
+    python bench/floor_app.py --port 8090   # reference: on the service's own server stack
     granian --interface asgi bench.floor_app:app ...  # the same app on granian
+
+`main` serves it with the same `Config` as `vapixlog.server` (the request-timeout httptools
+protocol, the connection limit) on uvloop: the floor of earlier runs, kept as a reference
+row. Whatever the service does beyond the floor is the cost of the service itself.
 """
 
 from __future__ import annotations

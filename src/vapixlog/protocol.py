@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -69,6 +69,56 @@ _503 = (
 )
 
 
+class _OneWriteResponse:
+    """The transport as one response's cycle sees it: the head and the first body part of the
+    response go out in one system call (and one TCP segment) instead of two.
+
+    uvicorn writes the head when the app sends `http.response.start` and the body when it
+    sends `http.response.body`, which for a small answer follows at once. The head is held
+    until that next write, or until the event loop's next turn (`call_soon`) if the app
+    sends its body later (a stream), so that it is never held longer than that. The bytes
+    and their order are the same; everything else is the transport's.
+    """
+
+    __slots__ = ("_held", "_holding", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._holding = True  # the first write is the head (or 100 Continue): hold it
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._holding:
+            self._holding = False
+            self._held = data
+            self._loop.call_soon(self._flush)
+            return
+        held = self._held
+        if held is None:
+            self._transport.write(data)
+        else:
+            self._held = None
+            self._transport.writelines((held, data))
+
+    def _flush(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class RequestTimeoutProtocol(HttpToolsProtocol):
     """HttpToolsProtocol whose requests must arrive within `request_timeout` seconds."""
 
@@ -78,11 +128,16 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The request timer: `_deadline` is when the current request must be complete (None:
+        # no request under way). The timer is not moved per request: one armed for an earlier
+        # deadline finds a later one when it fires, and sleeps again until then, so that a
+        # keep-alive request costs no timer of its own.
+        self._deadline: float | None = None
         self._request_timer: asyncio.TimerHandle | None = None
         self._in_message = False  # between the first byte of a request and its last
         self._headers_pending = False  # the current request's headers are not complete
-        self._header_bytes = 0  # size of the current request line and headers
         self._raw_header_bytes = 0  # bytes received while they were incomplete
+        self._chunk_bytes = 0  # size of the data being parsed
         self._rejected = False  # answered 431: the rest of the connection is ignored
         self._over_cap = False  # refused (503) at once: its address has too many connections
 
@@ -111,10 +166,11 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         if self._over_cap:  # its request came (and is read): the 503 went out before it
             self.transport.close()
             return
-        if self._request_timer is None and not self._in_message:
+        if self._deadline is None and not self._in_message:
             # These bytes begin a request (or are stray CRLFs between requests, which must
             # not keep a connection open either).
             self._arm()
+        self._chunk_bytes = len(data)
         super().data_received(data)
         if self._headers_pending and not self.transport.is_closing():
             # All of `data` went into the request line and headers (they are not complete),
@@ -127,24 +183,26 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self.scope[TRANSPORT_SCOPE_KEY] = self.transport  # type: ignore[literal-required]
         self._in_message = self._headers_pending = True
-        self._header_bytes = self._raw_header_bytes = 0
-        if self._request_timer is None:  # a pipelined request, already in the buffer
+        self._raw_header_bytes = 0
+        if self._deadline is None:  # a pipelined request, already in the buffer
             self._arm()
-
-    def on_url(self, url: bytes) -> None:
-        self._header_bytes += len(url)
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_bytes += len(name) + len(value) + 4
-        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._headers_pending = False
-        if self._header_bytes > MAX_HEADER_BYTES:  # they came in one piece
-            self._reject()
+        # Their size is the URL's and each header's name and value plus 4: at most 5/4 of
+        # the bytes they came in (a header line, `name:value` CRLF, has at least 4), so it
+        # is counted only when those bytes could hold more than half the limit.
+        if (self._raw_header_bytes + self._chunk_bytes) * 2 > MAX_HEADER_BYTES:
+            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            if size > MAX_HEADER_BYTES:
+                self._reject()
         if not self._rejected:
+            cycle = self.cycle
             super().on_headers_complete()
+            if self.cycle is not cycle and self.cycle is not None:  # a request to answer
+                # What the cycle uses of its transport, `_OneWriteResponse` has (or passes on).
+                writer = _OneWriteResponse(self.transport, self.loop)
+                self.cycle.transport = cast(asyncio.Transport, writer)
 
     def on_body(self, body: bytes) -> None:
         if not self._rejected:
@@ -164,28 +222,43 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
             self.connection_table.waiting(self)  # for the next request (keep-alive)
 
     def handle_websocket_upgrade(self) -> None:
-        self._disarm()  # the connection now belongs to the websocket protocol
+        self._stop_timer()  # the connection now belongs to the websocket protocol
         if self.connection_table is not None:
             self.connection_table.release(self)  # which never calls our connection_lost
         super().handle_websocket_upgrade()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._stop_timer()
         if self.connection_table is not None:
             self.connection_table.release(self)
         super().connection_lost(exc)
 
     def _arm(self) -> None:
-        self._disarm()
-        self._request_timer = self.loop.call_later(self.request_timeout, self._on_request_timeout)
+        self._deadline = deadline = self.loop.time() + self.request_timeout
+        if self._request_timer is None:
+            self._request_timer = self.loop.call_at(deadline, self._on_timer)
 
     def _disarm(self) -> None:
+        self._deadline = None  # an armed timer finds no deadline and lapses
+
+    def _stop_timer(self) -> None:
+        self._deadline = None
         if self._request_timer is not None:
             self._request_timer.cancel()
             self._request_timer = None
 
-    def _on_request_timeout(self) -> None:
+    def _on_timer(self) -> None:
         self._request_timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return
+        if deadline > self.loop.time():  # armed for an earlier request: not yet
+            self._request_timer = self.loop.call_at(deadline, self._on_timer)
+            return
+        self._on_request_timeout()
+
+    def _on_request_timeout(self) -> None:
+        self._deadline = None
         if self.transport.is_closing():
             return
         if self.pipeline:
@@ -211,6 +284,7 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         self.connections.discard(self)  # not served: not counted by `limit_concurrency`
         self.transport.write(_503)
         self._request_timer = self.loop.call_later(REFUSED_LINGER, self.transport.close)
+        self._deadline = None
 
     def _reject(self) -> None:
         """Refuse the request whose headers are too large, and the connection with it."""

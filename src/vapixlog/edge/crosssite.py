@@ -36,6 +36,7 @@ from vapixlog.dca.errors import CrossSiteRefusedError
 from vapixlog.edge.dialect import error_answer
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_CROSS_SITE_SIGNS = frozenset({b"origin", b"referer", b"sec-fetch-site", b"host"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _MESSAGE = "cross-site request refused: a page of another site may not change this device"
 
@@ -81,6 +82,8 @@ def cross_site_reason(scope: Scope) -> str | None:
     """Why the browser request in `scope` comes from another origin, or None."""
     origin = referer = fetch_site = host = None
     for name, value in scope["headers"]:
+        if name not in _CROSS_SITE_SIGNS:  # most headers: one set lookup
+            continue
         if name == b"origin":
             origin = value.decode("latin-1")
         elif name == b"referer":

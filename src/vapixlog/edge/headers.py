@@ -63,11 +63,20 @@ class SecurityHeaders:
 
 def _harden(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     headers = list(headers)
-    names = {name.lower() for name, _ in headers}
-    if _NOSNIFF[0] not in names:
+    # One pass for what every response needs (a JSON answer has two or three headers).
+    ctype: bytes | None = None
+    nosniff = False
+    for name, value in headers:
+        lower = name.lower()
+        if lower == b"content-type":
+            if ctype is None:  # the first one, as a client reads it
+                ctype = value
+        elif lower == _NOSNIFF[0]:
+            nosniff = True
+    if not nosniff:
         headers.append(_NOSNIFF)
-    ctype = next((value for name, value in headers if name.lower() == b"content-type"), b"")
-    if ctype.lower().startswith(b"text/html"):
+    if ctype is not None and ctype.lower().startswith(b"text/html"):
+        names = {name.lower() for name, _ in headers}
         if _CSP not in names:
             headers.append((_CSP, STRICT_CSP.encode()))
         headers += [(name, value) for name, value in _HTML_HEADERS if name not in names]

@@ -1,0 +1,113 @@
+"""Before and after in one run: the service of another source tree against this one.
+
+On a shared machine the absolute figures drift between runs; here each scenario runs on the
+plain floor, the `--before` tree's service and this tree's service one right after the other
+(server on core 0, wrk on core 1, as `bench/run.py`), `--rounds` times, so that both sides
+meet the same load. Reported: each side's best rate and its ratio to the floor run just
+before it, and the p99.
+
+    cp -r src /tmp/before-src   # before the change
+    .venv/bin/python bench/ab.py --before /tmp/before-src [--duration 6] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from run import (
+    ENABLED,
+    PLAIN_FLOOR,
+    WORK,
+    WRITE,
+    Load,
+    Server,
+    digest_headers,
+    running,
+    service,
+    service_env,
+    wrk,
+)
+
+# (name, path, wrk script, Digest algorithm or None)
+SCENARIOS = [
+    ("writeMessage, Basic, persistent off", WRITE, "post.lua", None),
+    ("writeMessage, Digest MD5, persistent off", WRITE, "digest.lua", "MD5"),
+    ("writeMessage, Digest SHA-256, persistent off", WRITE, "digest.lua", "SHA-256"),
+    ("GET persistent/enabled, Basic", ENABLED, "get.lua", None),
+]
+
+
+def measure(
+    port: int, path: str, script: str, algorithm: str | None, conns: int, seconds: float
+) -> Load:
+    if algorithm is None:
+        return wrk(port, path, script, connections=conns, seconds=seconds)
+    folder = WORK / f"ab-digest-{port}"
+    shutil.rmtree(folder, ignore_errors=True)
+    digest_headers(port, folder, int(50_000 * seconds), algorithm)
+    try:
+        return wrk(
+            port,
+            path,
+            script,
+            connections=conns,
+            seconds=seconds,
+            auth=None,
+            script_args=(str(folder),),
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--before", type=Path, required=True, help="the src folder to compare")
+    parser.add_argument("--duration", type=float, default=6.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, nargs="+", default=[32, 256])
+    args = parser.parse_args()
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir()
+    floor = Server(PLAIN_FLOOR)
+    before = service(WORK / "before")
+    after = service(WORK / "after")
+    before_env = {**service_env(), "PYTHONPATH": str(args.before.resolve())}
+    best: dict[tuple[str, int, str], tuple[float, float, float]] = {}
+    with running(floor), running(before, before_env), running(after, service_env()):
+        for port in (floor.port, before.port, after.port):
+            wrk(port, WRITE, "post.lua", connections=32, seconds=1)  # warm-up
+        for _ in range(args.rounds):
+            for name, path, script, algorithm in SCENARIOS:
+                for conns in args.connections:
+                    for side, server in (("before", before), ("after", after)):
+                        base = wrk(
+                            floor.port, WRITE, "post.lua", connections=conns, seconds=args.duration
+                        )
+                        load = measure(server.port, path, script, algorithm, conns, args.duration)
+                        bad = load.non_2xx + load.errors
+                        ratio = load.rate / base.rate
+                        print(
+                            f"{name}, {conns} conn, {side}: {load.rate:,.0f} req/s "
+                            f"({ratio:.2f} x floor {base.rate:,.0f}), p99 {load.p99_ms:.1f} ms"
+                            + (f", {bad} non-2xx/errors" if bad else ""),
+                            flush=True,
+                        )
+                        key = (name, conns, side)
+                        if key not in best or ratio > best[key][1]:
+                            best[key] = (load.rate, ratio, load.p99_ms)
+    print("\n| scenario | before | after |\n|---|---:|---:|")
+    for name, _, _, _ in SCENARIOS:
+        for conns in args.connections:
+            cells = []
+            for side in ("before", "after"):
+                rate, ratio, p99 = best[(name, conns, side)]
+                cells.append(f"{rate:,.0f} req/s, {ratio:.2f} x floor, p99 {p99:.1f} ms")
+            print(f"| {name}, {conns} conn | {cells[0]} | {cells[1]} |")
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
