@@ -125,6 +125,13 @@ def test_json_and_text_answers_are_never_sniffed(admin: httpx.Client) -> None:
         assert "content-security-policy" not in response.headers
 
 
+def test_no_answer_names_the_python_server(admin: httpx.Client) -> None:
+    """uvicorn's `server: uvicorn` is off: nothing like a device's (docs/fidelity.md)."""
+    for response in (admin.get(ENABLED), admin.get("/axis-cgi/systemlog.cgi"), admin.get("/")):
+        assert "server" not in response.headers, response.headers
+        assert "date" in response.headers
+
+
 @pytest.mark.parametrize(
     "source",
     [

@@ -124,6 +124,7 @@ class DeviceServer:
                 access_log=False,
                 # Client addresses come from the socket (see vapixlog.edge.clientaddr).
                 proxy_headers=False,
+                server_header=False,  # no `server: uvicorn` (docs/fidelity.md)
                 timeout_graceful_shutdown=5,
                 http=http_protocol(
                     self.options.request_timeout,
