@@ -141,23 +141,41 @@ def test_duplicates_once_and_a_finished_folder_is_not_captured_over(
 def test_a_device_under_its_name_and_its_address_is_captured_once(
     device: Server, tmp_path: Path
 ) -> None:
-    """`localhost` and `127.0.0.1` are one device, which only its serial tells: the later
-    spelling is reported `duplicate`, naming the other, and nothing is sent to change it."""
+    """`localhost` and `127.0.0.1` are one device, which only its serial tells: one of the
+    two is reported `duplicate`, naming the other, and nothing is sent to change it."""
     by_name = f"http://localhost:{device.port}"
     out = tmp_path / "out"
     code, report, stderr = capture("--device", device.url, "--device", by_name, "-o", str(out))
     assert code == 0, stderr
-    first, second = report["devices"]
-    assert first["outcome"] == "captured" and second["outcome"] == "duplicate"
-    assert second["error"] == (
-        f"{by_name} is the same device as {device.url} (serial {serial_of(device)}): captured once"
+    # The first to log in is captured (both are tried at once).
+    outcomes = {d["device"]: d for d in report["devices"]}
+    (kept,) = [url for url, d in outcomes.items() if d["outcome"] == "captured"]
+    (other,) = [url for url, d in outcomes.items() if d["outcome"] == "duplicate"]
+    assert outcomes[other]["error"] == (
+        f"{other} is the same device as {kept} (serial {serial_of(device)}): captured once"
     )
     assert report["duplicates"] == 1 and len(list(out.glob("*.tar"))) == 1
     assert lifetime(device) == {"boots": 2, "restarts": 1}
     code, report, _ = capture("--device", device.url, "--device", by_name, "-o", str(out))
     assert code == 0 and all(d["earlier"] for d in report["devices"])
-    assert [d["outcome"] for d in report["devices"]] == ["captured", "duplicate"]
+    assert {d["device"]: d["outcome"] for d in report["devices"]} == {
+        kept: "captured",
+        other: "duplicate",
+    }
     assert lifetime(device) == {"boots": 2, "restarts": 1}
+
+
+def test_a_device_begun_under_a_spelling_left_out_of_the_list_is_captured(
+    device: Server, tmp_path: Path
+) -> None:
+    """The earlier run began the device by name; this one lists only its address (say the
+    name no longer resolves): the address is captured, not taken for a duplicate."""
+    out = tmp_path / "out"
+    by_name = f"http://localhost:{device.port}"
+    journal(out, by_name, ("begun", {"serial": serial_of(device), "persistent_before": False}))
+    code, report, stderr = capture("--device", device.url, "-o", str(out))
+    assert code == 0, stderr
+    assert [d["outcome"] for d in report["devices"]] == ["captured"]
 
 
 def test_a_device_begun_under_one_spelling_finishes_under_it(

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from conftest import client_for, start_server
-from servers import USERS, Server, run_cli
+from servers import USERS, Server, free_port_block, run_cli
 from vapixlog.app import create_app
 from vapixlog.auth import UserStore
 from vapixlog.device import Device, DeviceConfig
@@ -119,7 +119,9 @@ def controlled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def test_serve_fault_applies_to_every_device(tmp_path: Path) -> None:
     fault = "systemready:status=503,first=1"
-    server = start_server(tmp_path / "state", "--devices", "2", "--fault", fault)
+    server = start_server(
+        tmp_path / "state", "--devices", "2", "--fault", fault, port=free_port_block(2)
+    )
     try:
         for port in (server.port, server.port + 1):  # each device counts its own calls
             with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:

@@ -254,6 +254,37 @@ def test_header_size_is_bounded(hostile_server: Server) -> None:
     assert_healthy(hostile_server)
 
 
+def test_an_answer_is_never_overtaken_by_the_refusal_of_the_next_request(
+    hostile_server: Server,
+) -> None:
+    """A HEAD answer (a head and no body) is sent before a 431 for the connection's next
+    request, whose oversized headers arrive while the HEAD answer is being finished. The
+    head is held back to go out with the body in one write (`vapixlog.protocol`); a 431 must
+    not overtake it. The timing varies over many connections."""
+    oversized = b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 70_000
+    answers: dict[tuple[bytes, ...], int] = {}
+    for trial in range(300):
+        with socket.create_connection(("127.0.0.1", hostile_server.port), timeout=5) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+            until = time.perf_counter() + (trial % 30) * 0.00005
+            while time.perf_counter() < until:
+                pass
+            with contextlib.suppress(OSError):  # refused half-way: fine
+                sock.sendall(oversized)
+            received = b""
+            with contextlib.suppress(OSError):
+                while chunk := sock.recv(65536):
+                    received += chunk
+        lines = tuple(line[:12] for line in received.split(b"\r\n") if line[:7] == b"HTTP/1.")
+        answers[lines] = answers.get(lines, 0) + 1
+    # Nothing at all is possible: the close with the rest of the headers unread is a reset,
+    # which may discard what the client had not read yet (as before the head was held).
+    assert all(lines[:1] in ((), (b"HTTP/1.1 401",)) for lines in answers), answers
+    assert answers.get((b"HTTP/1.1 401", b"HTTP/1.1 431"), 0) > 0, answers
+    assert_healthy(hostile_server)
+
+
 # -- connection limit -----------------------------------------------------------------------
 
 

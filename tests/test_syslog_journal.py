@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from vapixlog.severity import Severity
 from vapixlog.syslog import Journal, logfiles
+from vapixlog.syslog import store as store_module
 from vapixlog.syslog import writers as writers_module
 from vapixlog.syslog.logfiles import valid_length
 
@@ -547,3 +548,34 @@ def test_acknowledged_entries_survive_sigkill(tmp_path: Path) -> None:
     assert lines[: acked + 1] == [f"entry {i:08d}" for i in range(acked + 1)]
     assert lines == [f"entry {i:08d}" for i in range(len(lines))]
     assert all(p.stat().st_size <= 1 << 16 for p in journal.files())
+
+
+def test_a_file_made_again_after_it_vanished_gets_its_name_synced(
+    make_journal: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An idle journal keeps no file open, and reopening its file syncs no directory: the
+    name is durable already. Unless the file is gone (removed from outside): the new one's
+    name is synced before any entry in it is reported stored."""
+    journal, rec = make_journal()
+    journal.recover()
+    journal.start()
+    journal.append(b"first\n", 1)
+    rec.wait_for(1)
+    synced: list[Path] = []
+    real = store_module.fsync_dir
+    monkeypatch.setattr(store_module, "fsync_dir", lambda d: (synced.append(d), real(d)))
+    deadline = time.monotonic() + 5
+    while journal._store._fd is not None:
+        assert time.monotonic() < deadline, "the idle journal kept its file open"
+        time.sleep(0.01)
+    journal.append(b"second\n", 2)
+    rec.wait_for(2)
+    assert synced == []  # the same file again: its name was synced when it was made
+    while journal._store._fd is not None:  # idle again: the file is closed
+        assert time.monotonic() < deadline + 5, "the idle journal kept its file open"
+        time.sleep(0.01)
+    journal.files()[0].unlink()
+    journal.append(b"third\n", 3)
+    rec.wait_for(3)
+    assert rec.reports == [(1, True), (2, True), (3, True)]
+    assert synced == [journal.dir] and content(journal) == b"third\n"

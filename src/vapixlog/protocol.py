@@ -92,7 +92,7 @@ class _OneWriteResponse:
         if self._holding:
             self._holding = False
             self._held = data
-            self._loop.call_soon(self._flush)
+            self._loop.call_soon(self.flush)
             return
         held = self._held
         if held is None:
@@ -101,7 +101,8 @@ class _OneWriteResponse:
             self._held = None
             self._transport.writelines((held, data))
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write the held head now (the protocol calls this before it writes or closes)."""
         held = self._held
         if held is not None:
             self._held = None
@@ -109,7 +110,7 @@ class _OneWriteResponse:
                 self._transport.write(held)
 
     def close(self) -> None:
-        self._flush()
+        self.flush()
         self._transport.close()
 
     def is_closing(self) -> bool:
@@ -140,6 +141,7 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         self._chunk_bytes = 0  # size of the data being parsed
         self._rejected = False  # answered 431: the rest of the connection is ignored
         self._over_cap = False  # refused (503) at once: its address has too many connections
+        self._response_writer: _OneWriteResponse | None = None  # the latest response's
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -201,7 +203,7 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
             super().on_headers_complete()
             if self.cycle is not cycle and self.cycle is not None:  # a request to answer
                 # What the cycle uses of its transport, `_OneWriteResponse` has (or passes on).
-                writer = _OneWriteResponse(self.transport, self.loop)
+                writer = self._response_writer = _OneWriteResponse(self.transport, self.loop)
                 self.cycle.transport = cast(asyncio.Transport, writer)
 
     def on_body(self, body: bytes) -> None:
@@ -217,6 +219,9 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
                 self.connection_table.busy(self)  # being answered: never shed
 
     def on_response_complete(self) -> None:
+        # A response without a body write (HEAD) completes with its head held: out with it
+        # before the connection counts as idle (a 408 or 431 must never overtake it).
+        self._flush_response()
         super().on_response_complete()
         if self.connection_table is not None and not self.transport.is_closing() and self._idle():
             self.connection_table.waiting(self)  # for the next request (keep-alive)
@@ -261,6 +266,7 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         self._deadline = None
         if self.transport.is_closing():
             return
+        self._flush_response()
         if self.pipeline:
             # Reading is paused while an earlier request of this connection is answered:
             # the wait is ours, not the client's.
@@ -276,6 +282,7 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         # Out of the count of `limit_concurrency` at once: the transport calls connection_lost
         # only later, maybe after the request of the connection that made room.
         self.connections.discard(self)
+        self._flush_response()
         self.transport.close()
 
     def _refuse(self) -> None:
@@ -289,9 +296,15 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
     def _reject(self) -> None:
         """Refuse the request whose headers are too large, and the connection with it."""
         self._rejected = True
+        self._flush_response()
         if self._idle():
             self.transport.write(_431)
         self.transport.close()
+
+    def _flush_response(self) -> None:
+        """Write a response head `_OneWriteResponse` still holds (none: nothing)."""
+        if self._response_writer is not None:
+            self._response_writer.flush()
 
     def _idle(self) -> bool:
         """No response of this connection is under way (one could be sent now)."""

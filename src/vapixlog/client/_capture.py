@@ -179,6 +179,8 @@ async def capture_boot_logs(
         if state.point < Point.REBOOT_INTENT:  # nothing asked of the device yet: look first
             before = await retrying(lambda: boot_state(client), retry)
             current = await retrying(client.persistent_enabled, retry)  # a login: the serial
+            if claim is not None and client.serial:  # before anything is journaled
+                claim(client.serial)
             if state.point < Point.BEGUN:
                 firmware = await firmware_version(client)
                 await reached(
@@ -188,7 +190,7 @@ async def capture_boot_logs(
                     persistent_before=current,
                 )
         serial = client.serial or state.serial
-        if claim is not None and serial:
+        if claim is not None and serial:  # again when resumed: the serial of the journal
             claim(serial)
         target = _target(dest, client.url, serial, state, keep_existing)
         for done in [s for s in Stage if _REACHES[s] <= state.point]:

@@ -168,12 +168,13 @@ async def capture_fleet(
     counts.total = len(devices)
     slots = asyncio.Semaphore(concurrency)
     book = Journal(output) if journal else None
-    # serial -> the address a device is captured under; first those an earlier run began
-    # (a device half-way through must finish under its own address).
+    # serial -> the address a device is captured under; first those of this list an
+    # earlier run began (a device half-way through must finish under its own address).
     owners: dict[str, str] = {}
     if book is not None:
-        for key, known in book.devices.items():
-            if known.serial and known.point > Point.NEW and known.outcome != Outcome.DUPLICATE:
+        for key in map(device_key, devices):
+            known = book.devices.get(key)
+            if known and known.serial and known.point > Point.NEW and known.outcome != "duplicate":
                 owners.setdefault(known.serial, key)
 
     async def one(url: str) -> DeviceOutcome:

@@ -167,12 +167,13 @@ class LogStore:
         if self._fd is not None:
             return self._fd
         path = self.dir / log_name(self._seq)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
         try:
-            fd = os.open(path, flags, FILE_MODE)
-        except FileNotFoundError:  # the directory is gone (e.g. a failed clear): remake it
+            fd = os.open(path, flags)
+        except FileNotFoundError:  # a new file (or its directory is gone: a failed clear)
             self.dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-            fd = os.open(path, flags, FILE_MODE)
+            fd = os.open(path, flags | os.O_CREAT, FILE_MODE)
+            self._named = None  # whatever was synced before, this name is new
         try:
             size = os.fstat(fd).st_size
             if self._named != self._seq:
