@@ -5,7 +5,12 @@ The server under test runs on core 0 and the load generator (wrk, curl, `cat`) o
 measured in the same run on the same machine, so that the ratios hold even where the
 absolute numbers drift.
 
-    .venv/bin/python bench/run.py [--duration 6] [--fleet 1000] [--only forwarding]
+    .venv/bin/python bench/run.py [--duration 6] [--fleet 1000] [--only SCENARIO]
+
+SCENARIO: requests, forwarding, fleet or insight.
+
+The scenarios of their own modules: tar_all.py, fleet.py, forwarding.py, insight.py,
+fixture_start.py (each imports this module as `run`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ import http.client
 import json
 import os
 import platform
-import resource
 import shutil
 import socket
 import statistics
@@ -29,8 +33,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-
-from vapixlog.server import fleet_addresses
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".bench-state"
@@ -253,7 +255,7 @@ def digest_headers(
             )
 
 
-# ----- fsync floor and logs for tar_all ---------------------------------------------------
+# ----- fsync floor ------------------------------------------------------------------------
 
 
 def fsync_floor(folder: Path, seconds: float) -> float:
@@ -271,46 +273,6 @@ def fsync_floor(folder: Path, seconds: float) -> float:
     finally:
         os.close(fd)
         path.unlink()
-
-
-def fill_persistent_logs(state: Path, total: int, file_bytes: int = 8 * MB) -> None:
-    """Persistent log files of `total` bytes of valid lines, as the journal writes them."""
-    folder = state / "log" / "persistent"
-    folder.mkdir(parents=True, exist_ok=True)
-    existing = sum(p.stat().st_size for p in folder.glob("messages-*.log"))
-    line = (
-        b"2026-01-01T00:00:00.000+00:00 axis-accc8e000000 [ INFO    ] log-api[4242]: "
-        b"an entry of the benchmark's persistent log, padded to a typical length ..........\n"
-    )
-    block = line * (MB // len(line))
-    seq = len(list(folder.glob("messages-*.log")))
-    while existing < total:
-        seq += 1
-        size = min(file_bytes, total - existing)
-        with (folder / f"messages-{seq:06d}.log").open("wb") as out:
-            written = 0
-            while written + len(block) <= size:
-                out.write(block)
-                written += len(block)
-            rest = (size - written) // len(line) * len(line)
-            out.write(line * (rest // len(line)))
-            written += rest
-        existing += max(written, len(line))
-
-
-def peak_rss_during(server: Server, work: subprocess.Popen[bytes]) -> int:
-    """Highest VmRSS (kB) of `server` sampled every 2 ms until `work` ends."""
-    peak = server.rss_kb()
-    while work.poll() is None:
-        peak = max(peak, server.rss_kb())
-        time.sleep(0.002)
-    return peak
-
-
-def timed_shell(command: str) -> float:
-    start = time.perf_counter()
-    subprocess.run(["bash", "-c", command], check=True, cwd=ROOT)
-    return time.perf_counter() - start
 
 
 # ----- the run --------------------------------------------------------------------------
@@ -553,121 +515,7 @@ def bench_device_rss(res: Results, state: Path, count: int = 400) -> None:
     )
 
 
-def bench_tar_all(res: Results, state: Path) -> None:
-    server = service(state, "--persistent-max-size", "1G")
-    for size_mb in (100, 500):
-        fill_persistent_logs(state, size_mb * MB)
-        logs = state / "log" / "persistent"
-        with running(server, service_env()):
-            url = f"http://127.0.0.1:{server.port}/axis-cgi/serverreport.cgi?mode=tar_all"
-            curl = ["taskset", "-c", CLIENT_CPU, "curl", "-sf", "-u", f"root:{PASSWORD}"]
-            curl += ["-o", "/dev/null", "-w", "%{size_download} %{time_total}", url]
-            tar = (
-                f"taskset -c {SERVER_CPU} tar cf - -C {state} log/persistent "
-                f"| taskset -c {CLIENT_CPU} cat > /dev/null"
-            )
-            timed_shell(tar)  # the files into the page cache, for both
-            tar_rate = (
-                max(
-                    sum(p.stat().st_size for p in logs.iterdir()) / timed_shell(tar)
-                    for _ in range(2)
-                )
-                / MB
-            )
-            best, growth = 0.0, 0
-            for _ in range(2):
-                before = server.rss_kb()
-                proc = subprocess.Popen(curl, stdout=subprocess.PIPE)
-                peak = peak_rss_during(server, proc)
-                size, total = proc.communicate()[0].decode().split()
-                best = max(best, int(size) / float(total) / MB)
-                growth = max(growth, peak - before)
-        growth_mb = growth / 1024
-        res.add(
-            Row(
-                f"tar_all of {size_mb} MB",
-                f"{best:,.0f} MB/s",
-                f"{best / tar_rate:.2f} x tar ({tar_rate:,.0f} MB/s)",
-                goal=">= 0.8 x tar",
-                met=best >= 0.8 * tar_rate,
-            )
-        )
-        res.add(
-            Row(
-                f"tar_all of {size_mb} MB: server peak RSS growth",
-                f"{growth_mb:.1f} MB",
-                goal="< 20 MB",
-                met=growth_mb < 20,
-            )
-        )
-
-
 # ----- report ---------------------------------------------------------------------------
-
-
-def bench_fleet(res: Results, state: Path, count: int, *, address_per_device: bool) -> None:
-    """`vapixlog capture` of a fleet of `count` emulated devices in one server process: on
-    ports PORT..PORT+N-1, or each on its own loopback address (issue 15: 10,000 of them);
-    the wall time and the peak RSS of both processes."""
-    if address_per_device:
-        server = service(state, "--devices", str(count), "--address-per-device")
-        last = fleet_addresses(count)[-1]
-    else:
-        server = service(state, "--devices", str(count))
-        first = free_port_block(count)
-        server.port = first + count - 1  # wait for the last device to answer
-        server.argv = [a.replace("{port}", str(first)) for a in server.argv]
-        last = "127.0.0.1"
-    server.argv += ["--reboot-downtime", "2"]
-    concurrency = 128 if address_per_device else 32
-    out = WORK / "fleet-out"
-    server.start(service_env())
-    try:
-        up = wait_ok(server.port, timeout=900, host=last)
-        began = time.perf_counter()
-        result = subprocess.run(
-            [
-                "taskset",
-                "-c",
-                CLIENT_CPU,
-                PY,
-                "-m",
-                "vapixlog.cli",
-                "capture",
-                "--json",
-                "--devices-file",
-                str(state / "devices.txt"),
-                "--output",
-                str(out),
-                "--concurrency",
-                str(concurrency),
-            ],
-            capture_output=True,
-            env={**os.environ, "VAPIXLOG_PASSWORD": PASSWORD},
-            timeout=3600,
-            check=False,
-        )
-        seconds = time.perf_counter() - began
-        # Before the service is stopped and waited for: the children waited for so far are
-        # the capture's processes only (KiB).
-        client_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        service_peak = server.rss_kb("VmHWM")
-    finally:
-        server.stop()
-    tars = len(list(out.glob("*.tar")))
-    where = "one address each" if address_per_device else "one port each"
-    res.add(
-        Row(
-            f"capture of {count} emulated devices ({where}, concurrency {concurrency})",
-            f"{seconds:.1f} s (fleet up in {up:.0f} s)",
-            f"{tars} tars, exit {result.returncode}; peak RSS service "
-            f"{service_peak / 1024:.0f} MiB, capture {client_peak / 1024:.0f} MiB",
-            goal=f"{count} tars" + (" in < 10 min, service < 2 GiB" if count >= 10_000 else ""),
-            met=tars == count
-            and result.returncode == 0
-            and (count < 10_000 or (seconds < 600 and service_peak < 2 << 20)),
-        )
-    )
 
 
 def machine() -> str:
@@ -755,10 +603,16 @@ def main() -> None:
         shutil.rmtree(WORK, ignore_errors=True)
         return
     if args.only is None:
+        from tar_all import bench_tar_all  # imports this module as `run`
+
         bench_tar_all(res, WORK / "tar")
-        if args.fleet:
-            bench_fleet(res, WORK / "fleet", args.fleet, address_per_device=False)
+    if args.only is None and args.fleet:
+        from fleet import bench_fleet  # imports this module as `run`
+
+        bench_fleet(res, WORK / "fleet", args.fleet, address_per_device=False)
     if args.only == "fleet":
+        from fleet import bench_fleet
+
         fleet = Results()
         bench_fleet(fleet, WORK / "fleet", args.fleet or 10_000, address_per_device=True)
         text = (
