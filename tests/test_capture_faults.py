@@ -26,7 +26,6 @@ from vapixlog.client import (
     capture_fleet,
 )
 from vapixlog.client._archive import TarCheck
-from vapixlog.client._reboot import boot_state
 
 ROOT = ("root", USERS["root"][1])
 FAST = RetryPolicy(attempts=3, first_delay=0.05, max_delay=0.2)
@@ -274,7 +273,7 @@ def test_error_answers_of_a_starting_device_are_not_its_new_boot(tmp_path: Path)
 
     async def main() -> tuple[str | None, str | None]:
         async with AsyncClient(server.url, user=ROOT[0], password=ROOT[1]) as client:
-            before = await boot_state(client)
+            before = await client.system_ready()
             assert before is not None and before.boot_id
             # Armed now, fired by the first three answers after the reboot (the plan
             # outlives it; the address refuses connections meanwhile).

@@ -27,7 +27,6 @@ from vapixlog.client._boot import BootState
 from vapixlog.client._errors import ArchiveError, VapixError
 from vapixlog.client._journal import DeviceState, Point
 from vapixlog.client._reboot import (
-    boot_state,
     firmware_version,
     request_reboot_safely,
     resume_reboot,
@@ -177,7 +176,7 @@ async def capture_boot_logs(
     before: BootState | None = _boot_from(state.boot)
     try:
         if state.point < Point.REBOOT_INTENT:  # nothing asked of the device yet: look first
-            before = await retrying(lambda: boot_state(client), retry)
+            before = await retrying(client._boot_state, retry)
             current = await retrying(client.persistent_enabled, retry)  # a login: the serial
             if claim is not None and client.serial:  # before anything is journaled
                 claim(client.serial)
@@ -203,7 +202,7 @@ async def capture_boot_logs(
             await reached(Point.ENABLED)
             begin(Stage.REBOOT)
             if before is None or before.boot_id is None:  # uptime: read it again, right now
-                before = await retrying(lambda: boot_state(client), retry)
+                before = await retrying(client._boot_state, retry)
             await reached(Point.REBOOT_INTENT, boot=_boot_record(before))
             await request_reboot_safely(client, before, retry=retry, grace=reboot_grace)
             sent_here = True

@@ -344,6 +344,21 @@ class AsyncClient(RemoteSyslogCalls):
         """What `systemready.cgi` says (no login needed): ready or not, and from API version
         1.4 the boot id and uptime. None when the device has no such CGI (older than AXIS OS
         9.50) or its answer holds no state."""
+        reply = await self._system_ready_reply()
+        return BootState.from_reply(reply) if reply is not None else None
+
+    async def _boot_state(self) -> BootState | None:
+        """`system_ready`, but an `error` answer (a device that cannot tell right now, as
+        while it starts) raises `DeviceUnavailableError`, to be retried or waited out,
+        instead of passing for a device without systemready."""
+        reply = await self._system_ready_reply()
+        if isinstance(reply, dict) and isinstance(error := reply.get("error"), dict):
+            message = f"{error.get('message') or 'error'} (code {error.get('code')})"
+            raise DeviceUnavailableError(f"{self.url}{SYSTEMREADY_CGI}: {message}", url=self.url)
+        return BootState.from_reply(reply) if reply is not None else None
+
+    async def _system_ready_reply(self) -> Any:
+        """systemready.cgi's JSON answer (no login needed); None when there is no such CGI."""
         url = self.url + SYSTEMREADY_CGI
         body = {"apiVersion": "1.0", "context": "vapixlog", "method": "systemready"}
         try:
@@ -354,7 +369,7 @@ class AsyncClient(RemoteSyslogCalls):
             return None
         if response.is_error:
             raise error_from_response(response)
-        return BootState.from_reply(self._json(response))
+        return self._json(response)
 
     async def boot_id(self) -> str | None:
         """The id of the device's current boot (systemready's `bootid`); None when the
@@ -453,17 +468,16 @@ class AsyncClient(RemoteSyslogCalls):
                     f"{self.url}: did not come back with a new boot within {timeout:g} s",
                     url=self.url,
                 )
-            try:
-                state = await asyncio.wait_for(self.system_ready(), max(remaining, 0.5))
+            try:  # an error answer (a device still starting) raises too
+                state = await asyncio.wait_for(self._boot_state(), max(remaining, 0.5))
             except (DeviceUnavailableError, TimeoutError):
                 went_down = True
                 continue
             except AddressBlockedError:  # the block clears by itself: wait it out
                 continue
-            if (state is not None and not state.ready) or (state is None and before):
+            if state is not None and not state.ready:
                 # Going down: what tells a reboot on systemready 1.2 (no bootid), even
-                # when the address refuses connections too briefly to be seen. No state
-                # from a device that gave one before: an error answer while it starts.
+                # when the address refuses connections too briefly to be seen.
                 went_down = True
                 continue
             told = state.rebooted_since(before) if state and before else None

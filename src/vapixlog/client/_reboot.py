@@ -20,15 +20,13 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from vapixlog.client._boot import SYSTEMREADY_CGI, BootState
+from vapixlog.client._boot import BootState
 from vapixlog.client._errors import (
     AddressBlockedError,
     DeviceUnavailableError,
     RateLimitedError,
     RpcError,
     VapixError,
-    error_from_response,
-    error_from_transport,
     rpc_error,
 )
 from vapixlog.client._retry import RetryPolicy, retrying
@@ -44,28 +42,6 @@ _MAX_REQUESTS = 3
 
 class RebootUncertainError(DeviceUnavailableError):
     """Whether a reboot request reached the device cannot be told, so it is not repeated."""
-
-
-async def boot_state(client: AsyncClient) -> BootState | None:
-    """`client.system_ready()`, where an `error` answer (a device that cannot tell right
-    now) raises `DeviceUnavailableError`, to be retried, instead of passing for a device
-    without systemready (None: 404, or an answer without state)."""
-    url = client.url + SYSTEMREADY_CGI
-    body = {"apiVersion": "1.0", "context": "vapixlog", "method": "systemready"}
-    try:
-        response = await client._http.post(url, json=body, auth=httpx.Auth())
-    except httpx.TransportError as exc:
-        raise error_from_transport(exc, client.url) from exc
-    if response.status_code == 404:
-        return None
-    if response.is_error:
-        raise error_from_response(response)
-    reply = client._json(response)
-    if isinstance(reply, dict) and isinstance(error := reply.get("error"), dict):
-        raise DeviceUnavailableError(
-            f"{url}: {error.get('message') or 'error'} (code {error.get('code')})", url=url
-        )
-    return BootState.from_reply(reply)
 
 
 async def firmware_version(client: AsyncClient) -> str | None:
@@ -147,7 +123,7 @@ async def reboot_happened(
     deadline = time.monotonic() + grace
     while True:
         try:
-            state = await asyncio.wait_for(boot_state(client), 5.0)
+            state = await asyncio.wait_for(client._boot_state(), 5.0)
         except (DeviceUnavailableError, TimeoutError):
             return True  # down: rebooting (if not, the wait for a new boot id fails)
         except AddressBlockedError:  # cannot look: never a reason to ask again
