@@ -181,38 +181,37 @@ def _messages(fleet: dict[str, Any]) -> str:
 
 def _failures(summary: dict[str, Any]) -> str:
     failed = [d for d in summary["devices"] if d["outcome"] in ("failed", "unfinished")]
-    parts = [f"<h2>Failed devices ({len(failed):,})</h2>"]
-    if not failed:
-        return parts[0] + "<p>None.</p>"
-    parts.append(
-        "<table><thead><tr><th>device</th><th>stage</th><th>error</th></tr></thead><tbody>"
-    )
-    for device in failed[:MAX_LISTED]:
-        parts.append(
-            f"<tr><td>{escape(str(device['device']))}</td>"
-            f"<td class=bad>{escape(str(device['failed_stage'] or device['outcome']))}</td>"
-            f"<td>{escape(str(device['error'] or ''))}</td></tr>"
-        )
-    parts.append("</tbody></table>")
-    if len(failed) > MAX_LISTED:
-        parts.append(f"<p class=more>{len(failed) - MAX_LISTED:,} more in summary.json.</p>")
-    return "".join(parts)
+    rows = [
+        f"<tr><td>{escape(str(device['device']))}</td>"
+        f"<td class=bad>{escape(str(device['failed_stage'] or device['outcome']))}</td>"
+        f"<td>{escape(str(device['error'] or ''))}</td></tr>"
+        for device in failed[:MAX_LISTED]
+    ]
+    return _listing("Failed devices", len(failed), "None.", ["device", "stage", "error"], rows)
 
 
 def _problems(problems: list[dict[str, str]]) -> str:
-    parts = [f"<h2>Files that could not be read ({len(problems):,})</h2>"]
-    if not problems:
-        return parts[0] + "<p>None: every archive was read in full.</p>"
-    parts.append("<table><thead><tr><th>file</th><th>problem</th></tr></thead><tbody>")
-    for problem in problems[:MAX_LISTED]:
-        parts.append(
-            f"<tr><td><code>{escape(problem['file'])}</code></td>"
-            f"<td class=bad>{escape(problem['problem'])}</td></tr>"
-        )
-    parts.append("</tbody></table>")
-    if len(problems) > MAX_LISTED:
-        parts.append(f"<p class=more>{len(problems) - MAX_LISTED:,} more in summary.json.</p>")
-    return "".join(parts)
+    rows = [
+        f"<tr><td><code>{escape(problem['file'])}</code></td>"
+        f"<td class=bad>{escape(problem['problem'])}</td></tr>"
+        for problem in problems[:MAX_LISTED]
+    ]
+    none = "None: every archive was read in full."
+    title = "Files that could not be read"
+    return _listing(title, len(problems), none, ["file", "problem"], rows)
+
+
+def _listing(title: str, count: int, none: str, columns: list[str], rows: list[str]) -> str:
+    """A section of the overview: `count` items, the first `MAX_LISTED` as `rows` (markup
+    with the values escaped), the rest counted."""
+    heading = f"<h2>{title} ({count:,})</h2>"
+    if not count:
+        return f"{heading}<p>{none}</p>"
+    head = "".join(f"<th>{column}</th>" for column in columns)
+    more = count - len(rows)
+    tail = f"<p class=more>{more:,} more in summary.json.</p>" if more > 0 else ""
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return heading + table + tail
 
 
 def _nav(number: int, pages: int) -> str:
