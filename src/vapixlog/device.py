@@ -70,11 +70,6 @@ class Identity:
     serial: str  # 12 upper-case hex digits, as the MAC address
     hostname: str
 
-    @staticmethod
-    def stored_serial(state_dir: Path) -> object:
-        """The serial in `state_dir`'s identity.json (None when there is none yet)."""
-        return _read_json(state_dir / "identity.json").get("serial")
-
     @classmethod
     def load_or_create(
         cls,

@@ -243,21 +243,22 @@ def device_realms(configs: Sequence[DeviceConfig]) -> list[str]:
     """Every device's realm, `AXIS_<serial>`, creating identities not made yet (a small
     file each, a serial no other device of the fleet has): the user store must know them
     all before users are added or log in."""
-    taken = {
-        serial
-        for config in configs
-        if isinstance(serial := Identity.stored_serial(config.state_dir), str)
+    paths = [config.state_dir / "identity.json" for config in configs]
+    made = {  # the devices that have an identity already, first: their serials are taken
+        index: Identity.load_or_create(path, serial=config.serial, hostname=config.hostname)
+        for index, (config, path) in enumerate(zip(configs, paths, strict=True))
+        if path.exists()
     }
+    taken = {identity.serial for identity in made.values()}
     realms = []
-    for config in configs:
-        config.state_dir.mkdir(parents=True, exist_ok=True)
-        identity = Identity.load_or_create(
-            config.state_dir / "identity.json",
-            serial=config.serial,
-            hostname=config.hostname,
-            taken=taken,
-        )
-        taken.add(identity.serial)
+    for index, (config, path) in enumerate(zip(configs, paths, strict=True)):
+        identity = made.get(index)
+        if identity is None:
+            config.state_dir.mkdir(parents=True, exist_ok=True)
+            identity = Identity.load_or_create(
+                path, serial=config.serial, hostname=config.hostname, taken=taken
+            )
+            taken.add(identity.serial)
         realms.append(device_realm(identity.serial))
     return realms
 
