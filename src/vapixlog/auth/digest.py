@@ -32,7 +32,6 @@ _REQUIRED = ("username", "realm", "nonce", "uri", "response", "qop", "nc", "cnon
 _NONCE_LEN = 52  # 12 base64 characters of the time, 40 hex digits of its HMAC
 _MAX_HEADER = 8192
 _HA2_CACHE_SIZE = 256
-_OK_CACHE_SIZE = 256
 
 _TCHAR_RUN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _SEP_RE = re.compile(r"[\s,]*")  # whitespace and empty list elements (RFC 9110 §5.6.1)
@@ -166,7 +165,6 @@ class DigestAuthority:
         self._evicted_upto_ms = -1
         self._lock = threading.Lock()
         self._ha2: dict[tuple[str, str, str], str] = {}  # (algorithm, method, uri) -> HA2
-        self._ok: dict[str, DigestResult] = {}  # user name -> its success
 
     # -- challenges ------------------------------------------------------------------
 
@@ -325,12 +323,7 @@ class DigestAuthority:
             if window is None:
                 return DigestResult(False, username, reason="replayed nonce count")
             self._remember(nonce, (window, ts_ms, username))
-        ok = self._ok.get(username)
-        if ok is None:  # immutable: one per user, kept (a bounded few)
-            if len(self._ok) >= _OK_CACHE_SIZE:
-                self._ok.clear()
-            ok = self._ok[username] = DigestResult(True, username)
-        return ok
+        return DigestResult(True, username)
 
     def _remember(self, nonce: str, state: tuple[int, int, str]) -> None:
         """Track `nonce`; forget expired nonces from the front (oldest first use), then
