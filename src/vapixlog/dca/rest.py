@@ -269,9 +269,9 @@ class DcaApp:
         raw = await request.body(self.max_body)
         if raw is None:
             raise PayloadTooLargeError(f"the limit is {self.max_body} bytes")
-        if not raw.strip():
-            if optional:
-                return _ABSENT
+        if not raw and optional:
+            return _ABSENT
+        if not raw.strip():  # whitespace is not "no body": it is a body that is not JSON
             raise MalformedRequestError('empty body, send {"data": ...}')
         try:
             body = orjson.loads(raw)
