@@ -5,6 +5,7 @@ run in Chromium in test_browser_attacks.py."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,7 +16,8 @@ import pytest
 
 from conftest import client_for, start_server
 from servers import USERS, Server
-from vapixlog.edge import TrustedProxies
+from vapixlog.edge import STRICT_CSP, TrustedProxies
+from vapixlog.edge.answers import send_answer
 from vapixlog.edge.crosssite import cross_site_reason
 
 ENABLED = "/config/rest/log/v1/persistent/enabled"
@@ -119,10 +121,43 @@ def test_every_html_page_has_a_strict_policy(admin: httpx.Client, path: str) -> 
     assert "<script>" not in response.text  # every script is a file: <script src=...>
 
 
-def test_json_and_text_answers_are_never_sniffed(admin: httpx.Client) -> None:
-    for response in (admin.get(ENABLED), admin.get("/axis-cgi/systemlog.cgi")):
-        assert response.headers["x-content-type-options"] == "nosniff"
-        assert "content-security-policy" not in response.headers
+def test_json_and_text_answers_are_never_sniffed(
+    admin: httpx.Client, shared_server: Server
+) -> None:
+    """Wherever an answer is made (`vapixlog.edge.headers`): the DCA REST app's answers and
+    errors, the Starlette app's CGIs and 404, and the answers of the plain ASGI layers (401 of
+    authentication, 403 of the cross-site guard) under both."""
+    json_type = {"content-type": "application/json"}
+    answers = {
+        "DCA 200": admin.get(ENABLED),
+        "DCA 404": admin.get("/config/rest/log/v1/nothing"),
+        "DCA 405": admin.delete(ENABLED),
+        "DCA 400": admin.post(WRITE, content=b"{", headers=json_type),
+        "DCA 415": admin.post(WRITE, content=b"{}"),
+        "DCA 401": httpx.get(shared_server.url + ENABLED),
+        "DCA 403": admin.post(WRITE, json={}, headers={"origin": "http://attacker.test"}),
+        "CGI 200": admin.get("/axis-cgi/systemlog.cgi"),
+        "CGI 401": httpx.get(shared_server.url + "/axis-cgi/systemlog.cgi"),
+        "404": admin.get("/no/such/page"),
+    }
+    for name, response in answers.items():
+        assert response.status_code == int(name[-3:]), (name, response.status_code)
+        assert response.headers.get("x-content-type-options") == "nosniff", name
+        assert "content-security-policy" not in response.headers, name
+
+
+def test_an_html_answer_of_a_plain_layer_gets_the_page_headers() -> None:
+    """The blocked address's 403 (Apache's HTML page) is sent by `send_answer`, on every path."""
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    asyncio.run(send_answer(send, 403, b"<html></html>", b"text/html; charset=iso-8859-1"))
+    headers = dict(sent[0]["headers"])  # type: ignore[call-overload]
+    assert headers[b"content-security-policy"] == STRICT_CSP.encode()
+    assert headers[b"x-frame-options"] == b"DENY"
+    assert headers[b"x-content-type-options"] == b"nosniff"
 
 
 def test_no_answer_names_the_python_server(admin: httpx.Client) -> None:

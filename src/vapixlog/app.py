@@ -1,10 +1,11 @@
 """The ASGI application of one device: routes, authentication, start-up and shutdown.
 
-A request goes through the edge (`vapixlog.edge`: client address, security headers, refusal of
-cross-site state changes), `AuthMiddleware` (who is asking), then `PathPrefixDispatch`: the DCA
-REST API, the hot path of every `writeMessage`, goes straight to `DcaApp`, which answers
-every error itself; everything else (CGIs, discovery, pages, and the lifespan that starts and
-stops the device) goes to a Starlette app with its routes.
+A request goes through the edge (`vapixlog.edge`: client address, faults when asked for,
+refusal of cross-site state changes), `AuthMiddleware` (who is asking), then
+`PathPrefixDispatch`: the DCA REST API, the hot path of every `writeMessage`, goes straight to
+`DcaApp`, which answers every error itself (its JSON with the hardening headers); everything
+else (CGIs, discovery, pages, and the lifespan that starts and stops the device) goes to a
+Starlette app with its routes, behind `SecurityHeaders`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from vapixlog.dca import discovery
 from vapixlog.dca.resources import PREFIX
 from vapixlog.dca.rest import DEFAULT_MAX_BODY, DcaApp
 from vapixlog.device import Device
-from vapixlog.edge import harden
+from vapixlog.edge import SecurityHeaders, harden
 from vapixlog.faults import FaultPlan
 from vapixlog.faults import control as fault_control
 from vapixlog.syslog.access import AccessLogMiddleware
@@ -143,7 +144,7 @@ def create_app(
         routes.append(
             Route(fault_control.PATH, fault_control.endpoint(faults), methods=fault_control.METHODS)
         )
-    pages = Starlette(routes=routes, lifespan=lifespan)
+    pages = SecurityHeaders(Starlette(routes=routes, lifespan=lifespan))
     rest = DcaApp(apis, max_body=max_body, unavailable=device.unavailable_reason)
     offered = schemes(auth_policy, https=https)
     dispatch: ASGIApp = PathPrefixDispatch(PREFIX, rest, pages) if profile.dca else pages

@@ -7,7 +7,7 @@ from __future__ import annotations
 import orjson
 from starlette.types import Send
 
-from vapixlog.asgi import Headers, send_answer
+from vapixlog.edge.answers import Headers, send_answer
 
 _CONFIG_PREFIX = "/config/"
 

@@ -48,12 +48,14 @@ from vapixlog.dca.resources import (
     require,
     resolve,
 )
+from vapixlog.edge.headers import NOSNIFF
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BODY = 64 * 1024
 _ABSENT: Any = object()
 _TARGET_CACHE_SIZE = 1024  # distinct request paths whose resolution is kept
 _JSON_TYPE = (b"content-type", envelope.JSON.encode())
+_JSON_HEADERS = (_JSON_TYPE, NOSNIFF)  # JSON, never sniffed: hardened here, not by a wrapper
 
 
 class DcaRequest:
@@ -131,7 +133,7 @@ class Reply:
 
     async def send(self, send: Send, *, head: bool = False) -> None:
         """Send it; for a HEAD request the headers only (with the GET's Content-Length)."""
-        # The headers of Starlette's `Response(media_type="application/json")`.
+        # The headers of Starlette's `Response(media_type="application/json")`, and nosniff.
         headers = (
             [
                 (name.lower().encode("latin-1"), value.encode("latin-1"))
@@ -141,7 +143,7 @@ class Reply:
             else []
         )
         headers.append((b"content-length", b"%d" % len(self.body)))
-        headers.append(_JSON_TYPE)
+        headers += _JSON_HEADERS
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head else self.body})
 

@@ -1,10 +1,12 @@
 """The service's edge: what every request passes before authentication and routing.
 
 Outermost first: `ClientAddress` (which address is asking: the socket's peer, or what a
-trusted proxy says), `SecurityHeaders` (hardening headers on every response), the fault layer
-when faults are asked for (`vapixlog.faults`; else not installed at all) and
-`CrossSiteGuard` (browser requests from other sites may not change state). Each is plain
-ASGI middleware with one job; `harden` stacks them around the device's app.
+trusted proxy says), the fault layer when faults are asked for (`vapixlog.faults`; else not
+installed at all) and `CrossSiteGuard` (browser requests from other sites may not change
+state). Each is plain ASGI middleware with one job; `harden` stacks them around the device's
+app. Hardening headers on every response (`vapixlog.edge.headers`) are the edge's rule too,
+applied where answers are made: by `SecurityHeaders` around the pages and CGIs, by
+`send_answer` for the answers of these layers, by the DCA REST app for its JSON.
 """
 
 from __future__ import annotations
@@ -51,5 +53,4 @@ def harden(
 
         guarded = FaultLayer(guarded, faults, json_rpc_versions=json_rpc_versions, exempt=unfaulted)
     proxies = TrustedProxies(trusted_proxies)
-    headers = SecurityHeaders(guarded)
-    return ClientAddress(headers, proxies) if proxies else headers
+    return ClientAddress(guarded, proxies) if proxies else guarded

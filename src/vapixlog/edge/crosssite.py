@@ -31,8 +31,8 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from vapixlog.asgi import send_answer
 from vapixlog.dca.errors import CrossSiteRefusedError
+from vapixlog.edge.answers import send_answer
 from vapixlog.edge.dialect import error_answer
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

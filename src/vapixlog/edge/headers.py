@@ -6,9 +6,17 @@ unless the page set its own), `X-Frame-Options: DENY` and `Referrer-Policy: no-r
 therefore never carry inline script: their scripts are files of the same origin. These are
 stricter than an Axis device's (`SAMEORIGIN`, `strict-origin-when-cross-origin`): recorded in
 docs/fidelity.md.
+
+`hardened` is the rule. `SecurityHeaders` applies it to every response of the app it wraps:
+the Starlette app of the pages and CGIs (`vapixlog.app`). The answers made elsewhere apply it
+where they are made: those of the plain ASGI layers (`vapixlog.edge.answers.send_answer`: the edge,
+authentication, faults) and the DCA REST app's JSON (`NOSNIFF`). A wrapper around every `send`
+of the `writeMessage` hot path cost 5 us of its 60 on the server (docs/benchmarks.md).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,7 +42,7 @@ def content_security_policy(**overrides: str) -> str:
 
 STRICT_CSP = content_security_policy()
 
-_NOSNIFF = (b"x-content-type-options", b"nosniff")
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 _HTML_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
@@ -55,13 +63,14 @@ class SecurityHeaders:
 
         async def send_hardened(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": _harden(message.get("headers", []))}
+                message = {**message, "headers": hardened(message.get("headers", []))}
             await send(message)
 
         await self.app(scope, receive, send_hardened)
 
 
-def _harden(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+def hardened(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`headers` and the hardening headers they lack (a new list)."""
     headers = list(headers)
     # One pass for what every response needs (a JSON answer has two or three headers).
     ctype: bytes | None = None
@@ -71,10 +80,10 @@ def _harden(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         if lower == b"content-type":
             if ctype is None:  # the first one, as a client reads it
                 ctype = value
-        elif lower == _NOSNIFF[0]:
+        elif lower == NOSNIFF[0]:
             nosniff = True
     if not nosniff:
-        headers.append(_NOSNIFF)
+        headers.append(NOSNIFF)
     if ctype is not None and ctype.lower().startswith(b"text/html"):
         names = {name.lower() for name, _ in headers}
         if _CSP not in names:

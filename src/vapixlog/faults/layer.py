@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vapixlog.asgi import send_answer
+from vapixlog.edge.answers import send_answer
 from vapixlog.edge.dialect import error_answer
 from vapixlog.faults.plan import FaultPlan
 from vapixlog.faults.spec import Fault
