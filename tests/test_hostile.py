@@ -237,6 +237,24 @@ def test_keep_alive_requests_each_get_the_full_timeout(hostile_server: Server) -
             time.sleep(REQUEST_TIMEOUT * 0.6)  # idle between requests: keep-alive, not this
 
 
+KEEP_ALIVE = 5.0  # uvicorn's timeout_keep_alive, which the service keeps
+
+
+def test_an_idle_connection_closes_after_the_keep_alive_timeout(hostile_server: Server) -> None:
+    """Requests that keep coming hold a connection past the keep-alive timeout; once idle, it
+    closes that long after its last answer (both deadlines share one timer per connection)."""
+    with socket.create_connection(("127.0.0.1", hostile_server.port), timeout=15) as sock:
+        for _ in range(3):
+            sock.sendall(b"GET " + API.encode() + b" HTTP/1.1\r\nHost: x\r\n")
+            sock.sendall(b"Authorization: " + BASIC + b"\r\n\r\n")
+            assert read_response(sock).startswith(b"HTTP/1.1 200 ")
+            answered = time.monotonic()
+            time.sleep(KEEP_ALIVE * 0.4)
+        assert sock.recv(1) == b""  # closed by the server
+        idle = time.monotonic() - answered
+    assert KEEP_ALIVE - 0.3 <= idle <= KEEP_ALIVE + 1.5, idle
+
+
 def test_header_size_is_bounded(hostile_server: Server) -> None:
     huge = [b"X-Filler: " + b"a" * 100_000]
     assert status_of(hostile_server.port, request(b"GET", API.encode(), headers=huge)) in (

@@ -7,8 +7,10 @@ adds one timer per request: the whole request, its headers and its body, must ar
 `request_timeout` seconds, counted from the first byte of the request (for the first request
 of a connection: from the connection's opening, so a silent connection is closed too). The
 timer stops when the request is complete; the time the application takes to answer does not
-count. On expiry the connection is closed; when only part of the headers came, a `408 Request
-Timeout` goes out first (as Apache's mod_reqtimeout does), unless an earlier response of the
+count. The same timer closes a connection idle for uvicorn's `timeout_keep_alive` after its
+last answer, which uvicorn does with a timer made and cancelled per request. On expiry the
+connection is closed; when only part of the headers came, a `408 Request Timeout` goes out
+first (as Apache's mod_reqtimeout does), unless an earlier response of the
 connection is still under way. Over TLS the timer starts once the handshake is done; the
 handshake itself has the event loop's own limit (60 s).
 
@@ -129,12 +131,17 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # The request timer: `_deadline` is when the current request must be complete (None:
-        # no request under way). The timer is not moved per request: one armed for an earlier
-        # deadline finds a later one when it fires, and sleeps again until then, so that a
+        # One timer per connection for two deadlines: `_deadline`, when the current request
+        # must be complete (None: no request under way), and `_idle_deadline`, when a
+        # connection waiting for its next request is closed (uvicorn's `timeout_keep_alive`,
+        # which uvicorn keeps with a timer of its own made and cancelled for every request).
+        # The timer is not moved per request: it is armed for the earliest deadline it knows
+        # (`_timer_at`), finds later ones when it fires and sleeps again until then, so that a
         # keep-alive request costs no timer of its own.
         self._deadline: float | None = None
-        self._request_timer: asyncio.TimerHandle | None = None
+        self._idle_deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._in_message = False  # between the first byte of a request and its last
         self._headers_pending = False  # the current request's headers are not complete
         self._raw_header_bytes = 0  # bytes received while they were incomplete
@@ -222,9 +229,23 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         # A response without a body write (HEAD) completes with its head held: out with it
         # before the connection counts as idle (a 408 or 431 must never overtake it).
         self._flush_response()
-        super().on_response_complete()
-        if self.connection_table is not None and not self.transport.is_closing() and self._idle():
+        # uvicorn's, with the keep-alive deadline on the connection's one timer.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._idle_deadline = deadline = self.loop.time() + self.timeout_keep_alive
+            self._wake_by(deadline)
+        if self.connection_table is not None and self._idle():
             self.connection_table.waiting(self)  # for the next request (keep-alive)
+
+    def _unset_keepalive_if_required(self) -> None:
+        # uvicorn calls it when data comes and when the connection is lost.
+        self._idle_deadline = None
 
     def handle_websocket_upgrade(self) -> None:
         self._stop_timer()  # the connection now belongs to the websocket protocol
@@ -240,27 +261,37 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
 
     def _arm(self) -> None:
         self._deadline = deadline = self.loop.time() + self.request_timeout
-        if self._request_timer is None:
-            self._request_timer = self.loop.call_at(deadline, self._on_timer)
+        self._wake_by(deadline)
 
     def _disarm(self) -> None:
         self._deadline = None  # an armed timer finds no deadline and lapses
 
+    def _wake_by(self, when: float) -> None:
+        """Make the timer fire at `when` or earlier."""
+        if self._timer is not None:
+            if self._timer_at <= when:
+                return
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self.loop.call_at(when, self._on_timer)
+
     def _stop_timer(self) -> None:
-        self._deadline = None
-        if self._request_timer is not None:
-            self._request_timer.cancel()
-            self._request_timer = None
+        self._deadline = self._idle_deadline = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _on_timer(self) -> None:
-        self._request_timer = None
-        deadline = self._deadline
-        if deadline is None:
-            return
-        if deadline > self.loop.time():  # armed for an earlier request: not yet
-            self._request_timer = self.loop.call_at(deadline, self._on_timer)
-            return
-        self._on_request_timeout()
+        self._timer = None
+        now = self.loop.time()
+        deadline, idle = self._deadline, self._idle_deadline
+        if deadline is not None and deadline <= now:
+            self._on_request_timeout()
+        elif idle is not None and idle <= now:
+            self._idle_deadline = None
+            self.timeout_keep_alive_handler()
+        elif deadline is not None or idle is not None:  # armed for earlier ones: not yet
+            self._wake_by(min(d for d in (deadline, idle) if d is not None))
 
     def _on_request_timeout(self) -> None:
         self._deadline = None
@@ -290,8 +321,9 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         self._over_cap = True
         self.connections.discard(self)  # not served: not counted by `limit_concurrency`
         self.transport.write(_503)
-        self._request_timer = self.loop.call_later(REFUSED_LINGER, self.transport.close)
         self._deadline = None
+        self._timer_at = self.loop.time() + REFUSED_LINGER
+        self._timer = self.loop.call_at(self._timer_at, self.transport.close)
 
     def _reject(self) -> None:
         """Refuse the request whose headers are too large, and the connection with it."""
