@@ -119,7 +119,9 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        if self.block is not None and self.block.blocked(address_group(_client_host(scope))):
+        host = _client_host(scope)
+        group = address_group(host)  # what failures are counted by
+        if self.block is not None and self.block.blocked(group):
             await send_blocked(send, kind)  # every path, anonymous ones too
             return
         if self.public_paths is not None and self.public_paths(path):
@@ -129,10 +131,18 @@ class AuthMiddleware:
         self._maybe_reload()
         header = _find_header(scope.get("headers", ()), b"authorization")
         throttle = self.throttle
-        host = _client_host(scope)
-        group = address_group(host)  # what failures are counted by
+        tracked = throttle is not None and throttle.tracking_address(group)
+        if header and not tracked and (user := self._basic_cache.get(header)) is not None:
+            # Basic credentials that logged in before, from an address without failures:
+            # what the rest would conclude, without parsing them (most requests).
+            self._basic_cache.move_to_end(header)
+            if self.on_success is not None:
+                self.on_success(user.name, host)
+            scope[USER_SCOPE_KEY] = user
+            await self.app(scope, receive, send)
+            return
         claimed, proven = None, False
-        if header and throttle is not None and throttle.tracking_address(group):
+        if header and throttle is not None and tracked:
             claimed, nonce = _claimed_user(header)
             # A client that proved the password with its nonce is no guesser: check it even
             # while this address and user get refusals.
@@ -337,7 +347,7 @@ def _claimed_user(header: bytes) -> tuple[str | None, str | None]:
 
 def _find_header(headers: Any, name: bytes) -> bytes | None:
     for key, value in headers:
-        if key.lower() == name:
+        if key == name:  # ASGI servers send header names in lower case
             return bytes(value)
     return None
 
