@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import os
 import re
 import sys
+import time
 import unicodedata
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -13,6 +17,8 @@ from hypothesis import strategies as st
 
 from vapixlog.severity import Severity
 from vapixlog.syslog import ParsedLine, escape, format_line, parse_line, unescape
+from vapixlog.syslog.line import format_timestamp
+from vapixlog.syslog.system_log import LocalClock
 
 CDT = timezone(timedelta(hours=-5))
 AXIS = (
@@ -158,3 +164,35 @@ def test_parse_axis_example() -> None:
         1,
         "Started Rotate log files.",
     )
+
+
+@pytest.fixture
+def kolkata() -> Iterator[None]:
+    """A zone with a half-hour offset and no daylight saving since 1945 (+05:30)."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Kolkata"
+    time.tzset()
+    yield
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+@pytest.mark.usefixtures("kolkata")
+@given(
+    start=st.floats(min_value=1e9, max_value=4e9),
+    steps=st.lists(st.floats(min_value=0, max_value=2.5), min_size=1, max_size=30),
+)
+def test_the_clock_writes_each_time_as_the_datetime_would(start: float, steps: list[float]) -> None:
+    """`LocalClock.text` makes the text of a second once and adds milliseconds: the same text
+    as the datetime of the instant, for instants in the same second, the next ones, and at
+    the edges where rounding to microseconds carries into the next second."""
+    clock = LocalClock()
+    stamps = [start + sum(steps[: i + 1]) for i in range(len(steps))]
+    stamps += [math.floor(start) + 0.9999996, math.floor(start) + 1.0, math.floor(start) + 0.0005]
+    for stamp in sorted(stamps):
+        expected = format_timestamp(datetime.fromtimestamp(stamp).astimezone())
+        assert clock.text(stamp) == expected, stamp
+        assert expected.endswith("+05:30")

@@ -78,14 +78,16 @@ def format_line(
     ts: datetime, hostname: str, severity: Severity, tag: str, pid: int, message: str
 ) -> str:
     """One log line, without the trailing newline. `hostname` is trusted (configuration)."""
-    if ts.tzinfo is None:
-        ts = ts.astimezone()
-    # Every entry is formatted on the event loop: keep it to one isoformat, two C-level
-    # scans (escape) and one join.
-    return (
-        f"{ts.isoformat(timespec='milliseconds')} {hostname} {_FIELDS[severity]} "
-        f"{escape(tag)}[{pid}]: {escape(message)}"
-    )
+    return line_at(format_timestamp(ts), hostname, severity, tag, pid, message)
+
+
+def line_at(
+    time_text: str, hostname: str, severity: Severity, tag: str, pid: int, message: str
+) -> str:
+    """`format_line` with the time already written as `format_timestamp` writes it."""
+    # Every entry is formatted on the event loop: keep it to two C-level scans (escape) and
+    # one join.
+    return f"{time_text} {hostname} {_FIELDS[severity]} {escape(tag)}[{pid}]: {escape(message)}"
 
 
 class ParsedLine(NamedTuple):
