@@ -24,6 +24,8 @@ async def read_body(request: Request, limit: int) -> bytes | None:
 
 def is_json(content_type: str) -> bool:
     """Whether a Content-Type names JSON (`application/json`, `application/*+json`)."""
+    if content_type == "application/json":  # as most clients send it
+        return True
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from vapixlog.auth.users import User
 from vapixlog.dca.datatypes import ModelError
 from vapixlog.dca.model import Entity, Model
 
 
-@dataclass(frozen=True)
-class RequestContext:
-    """Who is asking and about which map items, passed to every handler."""
+class RequestContext(NamedTuple):
+    """Who is asking and about which map items, passed to every handler (one per request:
+    a named tuple is made in half the time of a frozen dataclass)."""
 
     user: User
     client: str  # the client's address, for audit entries

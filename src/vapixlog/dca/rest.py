@@ -334,8 +334,11 @@ def _strict(request: DcaRequest) -> bool:
     return value == "true"
 
 
+_SUCCESS = Reply(envelope.SUCCESS)  # the answer of most requests, made once
+
+
 def _reply(result: Result | None, *, status: int = 200) -> Reply:
     if result is None:
-        return Reply(envelope.SUCCESS, status)
+        return _SUCCESS if status == 200 else Reply(envelope.SUCCESS, status)
     data = result.data if result.has_data else envelope.NO_DATA
     return Reply(envelope.success_body(data, warnings=result.warnings), status)
