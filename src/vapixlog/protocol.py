@@ -10,9 +10,9 @@ timer stops when the request is complete; the time the application takes to answ
 count. The same timer closes a connection idle for uvicorn's `timeout_keep_alive` after its
 last answer, which uvicorn does with a timer made and cancelled per request. On expiry the
 connection is closed; when only part of the headers came, a `408 Request Timeout` goes out
-first (as Apache's mod_reqtimeout does), unless an earlier response of the
-connection is still under way. Over TLS the timer starts once the handshake is done; the
-handshake itself has the event loop's own limit (60 s).
+first (as Apache's mod_reqtimeout does), unless an earlier response of the connection is
+still under way. Over TLS the timer starts once the handshake is done; the handshake itself
+has the event loop's own limit (60 s).
 
 httptools itself has no limit on the size of the request line and headers (uvicorn's h11
 protocol has one): the protocol answers `431` and closes when they pass `MAX_HEADER_BYTES`.
