@@ -98,7 +98,7 @@ def main() -> None:
                         )
                         cpu_before = cpu_seconds(server)
                         load = measure(server.port, path, script, algorithm, conns, args.duration)
-                        cpu_us = (cpu_seconds(server) - cpu_before) / load.requests * 1e6
+                        cpu_us = (cpu_seconds(server) - cpu_before) / max(load.requests, 1) * 1e6
                         bad = load.non_2xx + load.errors
                         ratio = load.rate / base.rate
                         print(

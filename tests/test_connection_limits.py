@@ -108,6 +108,7 @@ def test_idle_sockets_from_one_address_are_capped(tmp_path: Path, many_files: No
         refused = closed_by_server(attackers, at_least=488, wait=8)
         assert len(refused) == 488
         assert all(reply.startswith(b"HTTP/1.1 503 ") for reply in refused.values())
+        assert all(b"\r\nx-content-type-options: nosniff\r\n" in r for r in refused.values())
         assert_admin_served(server)
         # The 512 within the cap are still open: closed by the request timeout only (10 s).
         held = [sock for sock in attackers if sock not in refused]

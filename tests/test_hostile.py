@@ -217,6 +217,7 @@ def test_slow_headers_and_bodies_time_out_without_blocking_others(hostile_server
         )
     for trickler in slow[:5]:  # part of the headers came: told why
         assert trickler.answer.startswith(b"HTTP/1.1 408 "), trickler.answer
+        assert b"\r\nx-content-type-options: nosniff\r\n" in trickler.answer
     for trickler in slow[5:] + slow_bodies:  # nothing to answer, or the application owns it
         assert trickler.answer == b"", trickler.answer
     assert_healthy(hostile_server)

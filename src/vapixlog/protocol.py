@@ -48,6 +48,7 @@ TRANSPORT_SCOPE_KEY = "vapixlog.transport"
 _408 = (
     b"HTTP/1.1 408 Request Timeout\r\n"
     b"content-type: text/plain; charset=utf-8\r\n"
+    b"x-content-type-options: nosniff\r\n"
     b"content-length: 16\r\n"
     b"connection: close\r\n"
     b"\r\n"
@@ -56,6 +57,7 @@ _408 = (
 _431 = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
     b"content-type: text/plain; charset=utf-8\r\n"
+    b"x-content-type-options: nosniff\r\n"
     b"content-length: 32\r\n"
     b"connection: close\r\n"
     b"\r\n"
@@ -64,6 +66,7 @@ _431 = (
 _503 = (
     b"HTTP/1.1 503 Service Unavailable\r\n"
     b"content-type: text/plain; charset=utf-8\r\n"
+    b"x-content-type-options: nosniff\r\n"
     b"content-length: 39\r\n"
     b"connection: close\r\n"
     b"\r\n"

@@ -274,7 +274,9 @@ class DcaApp:
         if not raw and optional:
             return _ABSENT
         if not raw.strip():  # whitespace is not "no body": it is a body that is not JSON
-            raise MalformedRequestError('empty body, send {"data": ...}')
+            what = "the body is only whitespace" if raw else "empty body"
+            alone = " or no body" if optional else ""
+            raise MalformedRequestError(f'{what}, send {{"data": ...}}{alone}')
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
