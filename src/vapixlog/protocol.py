@@ -31,11 +31,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import urllib.parse
 from typing import Any, ClassVar, cast
 
+import httptools
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from vapixlog.connections import ConnectionTable
+from vapixlog.response_cycle import ResponseCycle
 
 log = logging.getLogger(__name__)
 
@@ -153,11 +157,6 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         self._over_cap = False  # refused (503) at once: its address has too many connections
         self._response_writer: _OneWriteResponse | None = None  # the latest response's
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        if self._admit():
-            self._arm()
-
     def _admit(self) -> bool:
         """Count the connection against the limits (making room near the total limit), or
         refuse it: over its address's cap."""
@@ -174,6 +173,22 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
             log.warning("%s", summary)
         return admitted
 
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # What every request's scope starts from (see on_message_begin).
+        self._scope_base: dict[str, Any] = {
+            "type": "http",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
+            "http_version": "1.1",
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,
+            "root_path": self.root_path,
+            TRANSPORT_SCOPE_KEY: transport,
+        }
+        if self._admit():
+            self._arm()
+
     def data_received(self, data: bytes) -> None:
         if self._over_cap:  # its request came (and is read): the 503 went out before it
             self.transport.close()
@@ -182,8 +197,20 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
             # These bytes begin a request (or are stray CRLFs between requests, which must
             # not keep a connection open either).
             self._arm()
+        self._idle_deadline = None
         self._chunk_bytes = len(data)
-        super().data_received(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self.send_400_response(msg)
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
         if self._headers_pending and not self.transport.is_closing():
             # All of `data` went into the request line and headers (they are not complete),
             # which httptools accumulates: bound them before they are complete.
@@ -191,9 +218,16 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
             if self._raw_header_bytes > MAX_HEADER_BYTES:
                 self._reject()
 
+    # The parser's callbacks (uvicorn's, in one frame each, with the timer and the limits).
+
     def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self.scope[TRANSPORT_SCOPE_KEY] = self.transport  # type: ignore[literal-required]
+        self.url = b""
+        self.expect_100_continue = False
+        headers: list[tuple[bytes, bytes]] = []
+        self.headers = headers
+        self.scope = scope = self._scope_base.copy()  # type: ignore[assignment]
+        scope["headers"] = headers
+        scope["state"] = self.app_state.copy()
         self._in_message = self._headers_pending = True
         self._raw_header_bytes = 0
         if self._deadline is None:  # a pipelined request, already in the buffer
@@ -208,25 +242,85 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
             size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
             if size > MAX_HEADER_BYTES:
                 self._reject()
-        if not self._rejected:
-            cycle = self.cycle
-            super().on_headers_complete()
-            if self.cycle is not cycle and self.cycle is not None:  # a request to answer
-                # What the cycle uses of its transport, `_OneWriteResponse` has (or passes on).
-                writer = self._response_writer = _OneWriteResponse(self.transport, self.loop)
-                self.cycle.transport = cast(asyncio.Transport, writer)
+                return
+        parser, scope = self.parser, self.scope
+        http_version = parser.get_http_version()
+        scope["method"] = parser.get_method().decode("ascii")
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        if parser.should_upgrade() and self._should_upgrade():
+            return  # a websocket: feed_data raises HttpParserUpgrade next
+        url = httptools.parse_url(self.url)
+        raw_path = url.path
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        if root_path := self.root_path:
+            path = root_path + path
+            raw_path = root_path.encode("ascii") + raw_path
+        scope["path"] = path
+        scope["raw_path"] = raw_path
+        scope["query_string"] = url.query or b""
+        limit = self.limit_concurrency
+        app = self.app
+        if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
+            app = service_unavailable
+            self.logger.warning("Exceeded concurrency limit.")
+        # What the cycle uses of its transport, `_OneWriteResponse` has (or passes on).
+        writer = self._response_writer = _OneWriteResponse(self.transport, self.loop)
+        existing = self.cycle
+        self.cycle = ResponseCycle(
+            scope,
+            cast(asyncio.Transport, writer),
+            self.flow,
+            self.logger,
+            self.server_state.default_headers,
+            http_version != "1.0" and parser.should_keep_alive(),
+            self.expect_100_continue,
+            self.on_response_complete,
+        )
+        if existing is None or existing.response_complete:
+            self._start_asgi_task(self.cycle, app)
+        else:  # pipelined: answered after the one before it
+            self.flow.pause_reading()
+            self.pipeline.appendleft((self.cycle, app))
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        if self.config.reset_contextvars:  # the server never sets it: uvicorn's way, then
+            super()._start_asgi_task(cycle, app)
+            return
+        task = self.loop.create_task(cycle.run_asgi(app))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
 
     def on_body(self, body: bytes) -> None:
-        if not self._rejected:
-            super().on_body(body)
+        cycle: ResponseCycle = self.cycle  # type: ignore[assignment]  # made by on_headers_complete
+        if self._rejected or cycle.response_complete:
+            return
+        if self.parser.should_upgrade() and self._should_upgrade():
+            return
+        if not cycle.body:
+            cycle.body = body  # a body in one piece is passed on as it came
+        else:
+            if type(cycle.body) is bytes:  # a second piece: from now on, appended in place
+                cycle.body = bytearray(cycle.body)
+            cycle.body += body
+        if len(cycle.body) > HIGH_WATER_LIMIT:
+            self.flow.pause_reading()
+        cycle.message_event.set()
 
     def on_message_complete(self) -> None:
         self._in_message = False
         self._disarm()
-        if not self._rejected:
-            super().on_message_complete()
-            if self.connection_table is not None and not self._idle():
-                self.connection_table.busy(self)  # being answered: never shed
+        cycle = self.cycle
+        if self._rejected or cycle.response_complete:
+            return
+        if self.parser.should_upgrade() and self._should_upgrade():
+            return
+        cycle.more_body = False
+        cycle.message_event.set()
+        if self.connection_table is not None:
+            self.connection_table.busy(self)  # being answered: never shed
 
     def on_response_complete(self) -> None:
         # A response without a body write (HEAD) completes with its head held: out with it

@@ -22,7 +22,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 ALGORITHMS = ("SHA-256", "MD5")  # challenge order: the stronger one first
 DEVICE_ALGORITHMS = ("MD5",)  # the only one Axis devices offer
@@ -113,8 +113,7 @@ def _walk_params(text: str) -> dict[str, str]:
         pos = after.end()
 
 
-@dataclass(frozen=True, slots=True)
-class DigestResult:
+class DigestResult(NamedTuple):
     """What `DigestAuthority.verify` found.
 
     ok: the response proves the password and the nonce is fresh: `username` is in.
@@ -254,8 +253,7 @@ class DigestAuthority:
         # server, or ours before a restart) is "stale": the client retries with the new
         # nonce without asking its user again.
         nonce = p["nonce"]
-        with self._lock:
-            seen = self._seen.get(nonce)
+        seen = self._seen.get(nonce)  # one lookup: atomic without the lock (checked again there)
         # A tracked nonce is one of ours (checked when first used, or issued as proven), and
         # the time it carries is the one kept: no HMAC to check again.
         ts_ms = seen[1] if seen is not None else self._nonce_time(nonce)
@@ -322,7 +320,10 @@ class DigestAuthority:
             window = _accept_nc(seen[0] if seen else None, nc)
             if window is None:
                 return DigestResult(False, username, reason="replayed nonce count")
-            self._remember(nonce, (window, ts_ms, username))
+            if seen is None:
+                self._remember(nonce, (window, ts_ms, username))
+            else:  # tracked already: the set of nonces does not change, nothing to sweep
+                self._seen[nonce] = (window, ts_ms, username)
         return DigestResult(True, username)
 
     def _remember(self, nonce: str, state: tuple[int, int, str]) -> None:
