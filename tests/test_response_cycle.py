@@ -1,0 +1,147 @@
+"""The server's HTTP layer (vapixlog.protocol + vapixlog.response_cycle) on a real socket:
+what uvicorn's own cycle guarantees still holds with the leaner one."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+
+from vapixlog.protocol import http_protocol
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    path = scope["path"]
+    if path == "/echo":  # the body as the app received it: its length and digest
+        if scope["query_string"] == b"late":  # the pieces pile up before the first receive
+            await asyncio.sleep(0.3)
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message["body"]
+            more = message["more_body"]
+        answer = f"{len(body)} {hashlib.sha256(body).hexdigest()}".encode()
+        headers = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(answer))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+        return
+    if path == "/header":  # a header the query names: x-test: <query>
+        value = scope["query_string"].replace(b"%0D%0A", b"\r\n").replace(b"%20", b" ")
+        name = b"x test" if value == b"badname" else b"x-test"
+        headers = [(name, value), (b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+        return
+    if path == "/stream":  # no content-length: chunked, in two parts
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"one,", "more_body": True})
+        await send({"type": "http.response.body", "body": b"two"})
+        return
+    if path == "/short":  # promises more than it sends
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"9")]}
+        )
+        await send({"type": "http.response.body", "body": b"four"})
+        return
+    await send({"type": "http.response.start", "status": 404, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+@pytest.fixture(scope="module")
+def port() -> Iterator[int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(
+        app, lifespan="off", log_level="critical", http=http_protocol(10.0), server_header=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    yield sock.getsockname()[1]
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+def exchange(port: int, *pieces: bytes, pause: float = 0.0) -> bytes:
+    """Send `pieces` (waiting `pause` between them), then read until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        for index, piece in enumerate(pieces):
+            if index and pause:
+                time.sleep(pause)
+            conn.sendall(piece)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+        return answer
+
+
+def request(path: str, body: bytes = b"", method: str = "POST") -> bytes:
+    return (
+        f"{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+def test_a_body_in_pieces_reaches_the_app_whole(port: int) -> None:
+    body = bytes(range(256)) * 800  # 200 KiB: past the 64 KiB at which reading pauses
+    for path in ("/echo", "/echo?late"):  # read as they come; piled up, then read
+        head = request(path, body)[: -len(body)]
+        pieces = [head, body[:10], body[10:20], body[20:70_000], body[70_000:]]
+        answer = exchange(port, *pieces, pause=0.05)
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:200]
+        assert answer.endswith(f"{len(body)} {hashlib.sha256(body).hexdigest()}".encode())
+    one_piece = exchange(port, request("/echo", b"hello"))
+    assert one_piece.endswith(f"5 {hashlib.sha256(b'hello').hexdigest()}".encode())
+
+
+def test_response_headers_are_checked_even_after_a_valid_one(port: int) -> None:
+    good = exchange(port, request("/header?fine", method="GET"))
+    assert good.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\nx-test: fine\r\n" in good
+    assert exchange(port, request("/header?fine", method="GET")).startswith(b"HTTP/1.1 200 OK")
+    # A value with CR LF (response splitting) and a name with a space: the app's error, and
+    # the connection closes with nothing sent (uvicorn's behaviour: the response had begun).
+    for query in ("fine%0D%0Ax-injected:%201", "badname"):
+        assert exchange(port, request(f"/header?{query}", method="GET")) == b""
+
+
+def test_streamed_answer_is_chunked_and_head_has_no_body(port: int) -> None:
+    answer = exchange(port, request("/stream", method="GET"))
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"\r\ntransfer-encoding: chunked" in head
+    assert body == b"4\r\none,\r\n3\r\ntwo\r\n0\r\n\r\n"
+    answer = exchange(port, request("/stream", method="HEAD"))
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and body == b""
+    assert b"transfer-encoding" not in head
+
+
+def test_an_answer_shorter_than_its_length_closes_the_connection(port: int) -> None:
+    answer = exchange(port, request("/short", method="GET"))
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"content-length: 9" in head
+    assert body == b"four"  # then closed: the client sees a truncated answer, never a hang
+
+
+def test_pipelined_requests_are_answered_in_order(port: int) -> None:
+    keep = [
+        f"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {len(b)}\r\n\r\n".encode() + b
+        for b in (b"first", b"second")
+    ]
+    answer = exchange(port, keep[0] + keep[1] + request("/echo", b"third"))
+    digests = [hashlib.sha256(b).hexdigest() for b in (b"first", b"second", b"third")]
+    positions = [answer.find(d.encode()) for d in digests]
+    assert answer.count(b"HTTP/1.1 200 OK") == 3
+    assert -1 not in positions and positions == sorted(positions)
