@@ -18,6 +18,11 @@ from vapixlog.protocol import http_protocol
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "websocket":  # accepted, then closed by the client
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        await receive()
+        return
     if scope["type"] != "http":
         return
     path = scope["path"]
@@ -145,3 +150,15 @@ def test_pipelined_requests_are_answered_in_order(port: int) -> None:
     positions = [answer.find(d.encode()) for d in digests]
     assert answer.count(b"HTTP/1.1 200 OK") == 3
     assert -1 not in positions and positions == sorted(positions)
+
+
+def test_a_websocket_upgrade_is_handed_to_uvicorn(port: int) -> None:
+    handshake = (
+        b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(handshake)
+        answer = conn.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 101 "), answer[:200]
+    assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in answer  # RFC 6455's example accept key

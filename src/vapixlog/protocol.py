@@ -300,10 +300,11 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         self.tasks.add(task)
 
     def on_body(self, body: bytes) -> None:
-        cycle: ResponseCycle = self.cycle  # type: ignore[assignment]  # made by on_headers_complete
-        if self._rejected or cycle.response_complete:
+        # Checked in uvicorn's order: a websocket upgrade has no cycle.
+        if self._rejected or (self.parser.should_upgrade() and self._should_upgrade()):
             return
-        if self.parser.should_upgrade() and self._should_upgrade():
+        cycle: ResponseCycle = self.cycle  # type: ignore[assignment]  # made by on_headers_complete
+        if cycle.response_complete:
             return
         if not cycle.body:
             cycle.body = body  # a body in one piece is passed on as it came
@@ -318,10 +319,10 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._in_message = False
         self._disarm()
-        cycle = self.cycle
-        if self._rejected or cycle.response_complete:
+        if self._rejected or (self.parser.should_upgrade() and self._should_upgrade()):
             return
-        if self.parser.should_upgrade() and self._should_upgrade():
+        cycle = self.cycle
+        if cycle.response_complete:
             return
         cycle.more_body = False
         cycle.message_event.set()
