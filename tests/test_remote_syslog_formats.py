@@ -11,6 +11,7 @@ from vapixlog.forward.config import Format, Protocol
 from vapixlog.forward.formats import encoder
 from vapixlog.severity import Severity
 from vapixlog.syslog.entry import Entry
+from vapixlog.syslog.line import format_line
 
 PLUS_ONE = datetime.timezone(datetime.timedelta(hours=1))
 TIME = datetime.datetime(2025, 3, 4, 9, 15, 2, 7_900, tzinfo=PLUS_ONE)
@@ -27,7 +28,9 @@ def entry(message: str = "remote-syslogd-test: This is Error message", **fields:
         "audit": False,
     }
     values.update(fields)
-    return Entry(**values)  # type: ignore[arg-type]
+    made = Entry(**values, line="")  # type: ignore[arg-type]
+    line = format_line(made.time, made.hostname, made.severity, made.tag, made.pid, made.message)
+    return made._replace(line=line)
 
 
 def udp(syslog_format: Format, item: Entry) -> bytes:

@@ -28,12 +28,13 @@ spec leaves TCP framing open and DECISIONS 13 settles it so.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 
 from vapixlog.forward.config import Format, Protocol
 from vapixlog.syslog.entry import Entry
-from vapixlog.syslog.line import escape, format_line
+from vapixlog.syslog.line import escape
 
 FACILITY_USER = 1
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -49,6 +50,7 @@ _TAG_MAX = 32  # RFC 3164 section 4.1.3
 Encoder = Callable[[Entry], bytes]
 
 
+@functools.lru_cache(maxsize=256)  # a device's few host names and tags, in every message
 def header_field(text: str, limit: int) -> str:
     """`text` as a syslog header field: printable US-ASCII, at most `limit`, never empty."""
     return _NOT_PRINTUSASCII.sub("_", text)[:limit] or "-"
@@ -59,9 +61,7 @@ def pri(entry: Entry) -> str:
 
 
 def axis(entry: Entry) -> str:
-    return format_line(
-        entry.time, entry.hostname, entry.severity, entry.tag, entry.pid, entry.message
-    )
+    return entry.line
 
 
 def rfc3164(entry: Entry) -> str:
@@ -73,7 +73,7 @@ def rfc3164(entry: Entry) -> str:
 
 
 def rfc5424(entry: Entry) -> str:
-    stamp = entry.time.isoformat(timespec="milliseconds")
+    stamp = entry.line[: entry.line.index(" ")]  # the line's time: ISO 8601, milliseconds
     host = header_field(entry.hostname, _HOSTNAME_MAX)
     app = header_field(entry.tag, _APP_NAME_MAX)
     head = f"{pri(entry)}1 {stamp} {host} {app} {entry.pid} - -"

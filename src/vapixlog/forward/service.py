@@ -26,6 +26,7 @@ from vapixlog.severity import Severity
 from vapixlog.syslog import audit as events
 from vapixlog.syslog.audit import AuditLog
 from vapixlog.syslog.entry import Entry
+from vapixlog.syslog.line import format_line
 from vapixlog.syslog.system_log import AUDIT_TAG, SystemLog
 
 FLUSH = 1.0
@@ -109,15 +110,11 @@ class RemoteSyslog:
             self._syslog.log(severity, f"{TAG}-test: This is {name} message", tag=TAG)
         audit_senders = [s for s in self._senders if s.server.log_type is LogType.AUDIT]
         if audit_senders:
-            entry = Entry(
-                time=datetime.datetime.now().astimezone(),
-                hostname=self._syslog.hostname,
-                severity=Severity.INFO,  # as every audit line the spec shows
-                tag=AUDIT_TAG,
-                pid=self._syslog.pid,
-                message=AUDIT_TEST_MESSAGE,
-                audit=True,
-            )
+            now = datetime.datetime.now().astimezone()
+            host, pid = self._syslog.hostname, self._syslog.pid
+            severity = Severity.INFO  # as every audit line the spec shows
+            line = format_line(now, host, severity, AUDIT_TAG, pid, AUDIT_TEST_MESSAGE)
+            entry = Entry(now, host, severity, AUDIT_TAG, pid, AUDIT_TEST_MESSAGE, True, line)
             for sender in audit_senders:
                 sender.put(entry)  # past the threshold: a test must reach the server
 

@@ -123,7 +123,9 @@ class AuditLog:
                 future.set_result(False)
             return
         self.journal.append(f"{line}\n".encode(), future)
-        self._offer(Entry(now, self.hostname, Severity.INFO, process, self.pid, message, True))
+        self._offer(
+            Entry(now, self.hostname, Severity.INFO, process, self.pid, message, True, line)
+        )
 
     def _offer(self, entry: Entry) -> None:
         for tap in self._taps:
@@ -137,9 +139,9 @@ class AuditLog:
     # Called on the journal's writer thread.
     def _rotated_line(self) -> bytes:
         now = datetime.datetime.now().astimezone()
-        entry = Entry(now, self.hostname, Severity.INFO, PROCESS, self.pid, ROTATED, True)
-        self._running_loop().call_soon_threadsafe(self._offer, entry)
         line = format_line(now, self.hostname, Severity.INFO, PROCESS, self.pid, ROTATED)
+        entry = Entry(now, self.hostname, Severity.INFO, PROCESS, self.pid, ROTATED, True, line)
+        self._running_loop().call_soon_threadsafe(self._offer, entry)
         return f"{line}\n".encode()
 
     def _notify_from_journal(self, severity: Severity, message: str) -> None:

@@ -221,7 +221,8 @@ class SystemLog:
                 subscriber.line(line)
         if self._taps:  # built only when someone reads entries: writes without pay nothing
             now = self._clock.at(stamp)
-            entry = Entry(now, self.hostname, severity, tag, self.pid, message, tag == AUDIT_TAG)
+            audit = tag == AUDIT_TAG
+            entry = Entry(now, self.hostname, severity, tag, self.pid, message, audit, line)
             for tap in self._taps:
                 tap(entry)
 
