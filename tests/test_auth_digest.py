@@ -483,7 +483,7 @@ _header_piece = st.sampled_from(
 def test_parse_params_quick_path_agrees_with_the_walk(text: str) -> None:
     """The one-pass parse of headers without escapes answers as the walk, one parameter at a
     time, does: the same parameters, or the same complaint."""
-    from vapixlog.auth.digest import _walk_params
+    from vapixlog.auth.digest_header import _walk_params
 
     assert _parsed(parse_params, text) == _parsed(_walk_params, text)
 

@@ -21,8 +21,10 @@ import struct
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import NamedTuple
+
+from vapixlog.auth.digest_header import HeaderShape, MalformedHeader, parse_params, shape_of
 
 ALGORITHMS = ("SHA-256", "MD5")  # challenge order: the stronger one first
 DEVICE_ALGORITHMS = ("MD5",)  # the only one Axis devices offer
@@ -30,87 +32,10 @@ _HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 _CANONICAL = {"md5": "MD5", "sha-256": "SHA-256"}
 _REQUIRED = ("username", "realm", "nonce", "uri", "response", "qop", "nc", "cnonce")
 _NONCE_LEN = 52  # 12 base64 characters of the time, 40 hex digits of its HMAC
-_MAX_HEADER = 8192
 _HA2_CACHE_SIZE = 256
+_SHAPES_MAX = 1024  # connections whose last header's shape is kept
 
-_TCHAR_RUN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_SEP_RE = re.compile(r"[\s,]*")  # whitespace and empty list elements (RFC 9110 §5.6.1)
-# A quoted string as `"(?:[^"\\]|\\.)*"` in the "unrolled loop" form: the same strings, matched
-# without one alternation per character (a 64-digit response cost microseconds).
-_PARAM_RE = re.compile(
-    rf'({_TCHAR_RUN})[ \t]*=[ \t]*(?:"([^"\\]*(?:\\.[^"\\]*)*)"|([^\s,"]+))', re.S
-)
-_AFTER_RE = re.compile(r"[ \t]*(?:,|\Z)")
-# One parameter of a header whose quoted strings are emptied (see `parse_params`), with the
-# separators before and after it: a header in the grammar `parse_params` walks is exactly a
-# run of these.
-_TILE_RE = re.compile(rf'([\s,]*({_TCHAR_RUN})[ \t]*=[ \t]*(?:""|([^\s,"]+))[ \t]*(?:,|\Z)[\s,]*)')
-_UNESCAPE_RE = re.compile(r"\\(.)", re.S)
 _NC_RE = re.compile(r"[0-9a-fA-F]{8}")
-
-
-def _unescaped(match: re.Match[str]) -> str:
-    return match.group(1)
-
-
-class MalformedHeader(ValueError):
-    """The credentials could not be parsed."""
-
-
-def parse_params(text: str) -> dict[str, str]:
-    """Parse ``name=value, name="quoted \\"value\\""`` into a dict with lowercase names.
-
-    Rejects duplicates (an ambiguous header is an attack surface, never a client need),
-    unterminated quotes and junk between parameters.
-    """
-    if len(text) > _MAX_HEADER:
-        raise MalformedHeader("header too long")
-    params: dict[str, str] = {}
-    if "\\" not in text:
-        # No escapes (what clients send): every `"` opens or closes a quoted string, so the
-        # header with its quoted strings emptied has the same shape, and is short to match:
-        # the regular expressions never walk the long values (nonce, uri, response). It is
-        # well formed if its parameters (with their separators) make up all of it.
-        parts = text.split('"')
-        skeleton = '""'.join(parts[0::2])
-        tiles = _TILE_RE.findall(skeleton) if len(parts) % 2 else ()
-        if tiles and "".join([tile[0] for tile in tiles]) == skeleton:
-            quoted_values = iter(parts[1::2])
-            for _, raw_name, token in tiles:
-                name = raw_name.lower()
-                if name in params:
-                    raise MalformedHeader(f"duplicate parameter {name}")
-                params[name] = token or next(quoted_values)
-            return params
-    # Escapes, or malformed (the walk finds where, for the reason).
-    return _walk_params(text)
-
-
-def _walk_params(text: str) -> dict[str, str]:
-    """`parse_params` one parameter at a time (the definition the quick path agrees with)."""
-    params: dict[str, str] = {}
-    pos, end = 0, len(text)
-    while True:
-        pos = _SEP_RE.match(text, pos).end()  # type: ignore[union-attr]  # cannot fail
-        if pos >= end:
-            return params
-        m = _PARAM_RE.match(text, pos)
-        if m is None:
-            raise MalformedHeader("cannot parse parameters")
-        name = m.group(1).lower()
-        if name in params:
-            raise MalformedHeader(f"duplicate parameter {name}")
-        quoted = m.group(2)
-        if quoted is None:
-            params[name] = m.group(3)
-        elif "\\" in quoted:
-            params[name] = _UNESCAPE_RE.sub(_unescaped, quoted)
-        else:
-            params[name] = quoted
-        after = _AFTER_RE.match(text, m.end())
-        if after is None:
-            raise MalformedHeader("cannot parse parameters")
-        pos = after.end()
 
 
 class DigestResult(NamedTuple):
@@ -164,6 +89,8 @@ class DigestAuthority:
         self._evicted_upto_ms = -1
         self._lock = threading.Lock()
         self._ha2: dict[tuple[str, str, str], str] = {}  # (algorithm, method, uri) -> HA2
+        # session (a connection) -> the shape of its last header that verified, its algorithm
+        self._shapes: dict[Hashable, tuple[HeaderShape, str]] = {}
 
     # -- challenges ------------------------------------------------------------------
 
@@ -215,12 +142,22 @@ class DigestAuthority:
         method: str,
         uri: str,
         lookup: Callable[[str, str], str | None],
+        session: Hashable | None = None,
     ) -> DigestResult:
         """Check Digest credentials (the text after ``Digest ``) for one request.
 
         `uri` is the request target as received (raw path, plus ``?query`` if any).
         `lookup(username, algorithm)` returns the stored HA1 hex, or None.
+        `session` names the client's connection (its address and port): a header with the
+        shape of the last one that verified on it is checked without a parse
+        (`vapixlog.auth.digest_header.HeaderShape`); anything else takes the whole path.
         """
+        if session is not None and type(params) is str:
+            known = self._shapes.get(session)
+            if known is not None and (values := known[0].values(params)) is not None:
+                # Parsed, the header would pass every check of the fields up to `_confirm`
+                # as the one of that shape did: `_confirm` answers what the whole path would.
+                return self._confirm(known[0].params, known[1], values, method, uri, lookup)
         try:
             p = parse_params(params) if isinstance(params, str) else params
         except MalformedHeader as exc:
@@ -245,50 +182,65 @@ class DigestAuthority:
             return DigestResult(False, username, reason="unsupported qop")
         if not _NC_RE.fullmatch(p["nc"]):
             return DigestResult(False, username, reason="bad nc")
+        values = p["nonce"], p["nc"], p["cnonce"], p["response"]  # digest_header.VARYING
+        result = self._confirm(p, algorithm, values, method, uri, lookup)
+        if result.ok and session is not None and isinstance(params, str):
+            self._keep_shape(session, params, algorithm)
+        return result
+
+    def _keep_shape(self, session: Hashable, text: str, algorithm: str) -> None:
+        if (shape := shape_of(text)) is not None:
+            if len(self._shapes) >= _SHAPES_MAX:
+                self._shapes.clear()
+            self._shapes[session] = (shape, algorithm)
+
+    def _confirm(
+        self,
+        p: dict[str, str],
+        algorithm: str,
+        values: tuple[str, ...],
+        method: str,
+        uri: str,
+        lookup: Callable[[str, str], str | None],
+    ) -> DigestResult:
+        """The checks that need more than the header: the URI, the response, the nonce.
+
+        `p` has been checked field by field; `values` are its nonce, nc (eight hex digits),
+        cnonce and response (`digest_header.VARYING`)."""
+        nonce, nc, cnonce, response = values
+        username = p["username"]
         if p["uri"] != uri:
             return DigestResult(False, username, reason="uri does not match request")
-        if not self._response_ok(p, method, algorithm, lookup):
+        h = _HASHES[algorithm]
+        stored = lookup(username, algorithm)
+        # Unknown users still cost the same hashing, so timing does not reveal existence.
+        ha1 = stored if stored is not None else "0" * (32 if algorithm == "MD5" else 64)
+        try:
+            key = (algorithm, method, uri)
+            ha2 = self._ha2.get(key)
+            if ha2 is None:  # a client's requests name a few URIs: kept, up to a bound
+                ha2 = h(f"{method}:{uri}".encode("latin-1")).hexdigest()
+                if len(self._ha2) >= _HA2_CACHE_SIZE:
+                    self._ha2.clear()
+                self._ha2[key] = ha2
+            data = f"{ha1}:{nonce}:{nc}:{cnonce}:{p['qop']}:{ha2}"
+            expected = h(data.encode("latin-1")).hexdigest()
+        except UnicodeEncodeError:
+            expected = ""
+        # The client's hex may be upper case; ours is lower case.
+        given = response.lower().encode("latin-1", "replace")
+        if not hmac.compare_digest(expected.encode(), given) or stored is None:
             return DigestResult(False, username, reason="wrong password or unknown user")
         # The client knows the password. A nonce that is expired or not ours (another
         # server, or ours before a restart) is "stale": the client retries with the new
         # nonce without asking its user again.
-        nonce = p["nonce"]
         seen = self._seen.get(nonce)  # one lookup: atomic without the lock (checked again there)
         # A tracked nonce is one of ours (checked when first used, or issued as proven), and
         # the time it carries is the one kept: no HMAC to check again.
         ts_ms = seen[1] if seen is not None else self._nonce_time(nonce)
         if ts_ms is None or not self._fresh(ts_ms):
             return DigestResult(False, username, stale=True, reason="stale nonce")
-        return self._check_nc(nonce, int(p["nc"], 16), ts_ms, username)
-
-    def _response_ok(
-        self,
-        p: dict[str, str],
-        method: str,
-        algorithm: str,
-        lookup: Callable[[str, str], str | None],
-    ) -> bool:
-        h = _HASHES[algorithm]
-        stored = lookup(p["username"], algorithm)
-        # Unknown users still cost the same hashing, so timing does not reveal existence.
-        ha1 = stored if stored is not None else "0" * (32 if algorithm == "MD5" else 64)
-        try:
-            key = (algorithm, method, p["uri"])
-            ha2 = self._ha2.get(key)
-            if ha2 is None:  # a client's requests name a few URIs: kept, up to a bound
-                ha2 = h(f"{method}:{p['uri']}".encode("latin-1")).hexdigest()
-                if len(self._ha2) >= _HA2_CACHE_SIZE:
-                    self._ha2.clear()
-                self._ha2[key] = ha2
-            data = f"{ha1}:{p['nonce']}:{p['nc']}:{p['cnonce']}:{p['qop']}:{ha2}"
-            expected = h(data.encode("latin-1")).hexdigest()
-        except UnicodeEncodeError:
-            return False
-        # The client's hex may be upper case; ours is lower case.
-        ok = hmac.compare_digest(
-            expected.encode(), p["response"].lower().encode("latin-1", "replace")
-        )
-        return ok and stored is not None
+        return self._check_nc(nonce, int(nc, 16), ts_ms, username)
 
     def _nonce_time(self, nonce: str) -> int | None:
         """The nonce's issue time (ms) if we issued it with the current secret, else None."""

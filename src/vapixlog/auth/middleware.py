@@ -18,7 +18,8 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vapixlog.auth.bruteforce import BruteForceBlock
-from vapixlog.auth.digest import DigestAuthority, parse_params
+from vapixlog.auth.digest import DigestAuthority
+from vapixlog.auth.digest_header import parse_params
 from vapixlog.auth.responses import send_blocked, send_error
 from vapixlog.auth.throttle import LoginPolicy, LoginThrottle
 from vapixlog.auth.users import User, UserStore
@@ -240,6 +241,7 @@ class AuthMiddleware:
             method=method,
             uri=_request_target(scope),
             lookup=self._ha1,
+            session=_connection(scope),
         )
         if result.ok and result.username is not None:
             user = self.store.get(result.username)
@@ -325,6 +327,12 @@ class AuthMiddleware:
 def _client_host(scope: Scope) -> str:
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
+
+
+def _connection(scope: Scope) -> tuple[Any, ...] | None:
+    """The request's connection as its client (address, port), as ASGI servers give it."""
+    client = scope.get("client")
+    return client if type(client) is tuple else None
 
 
 def _claimed_user(header: bytes) -> tuple[str | None, str | None]:
