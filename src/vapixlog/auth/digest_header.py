@@ -106,39 +106,26 @@ def _walk(text: str) -> Iterator[tuple[str, str, tuple[int, int]]]:
 
 # -- the shape of a header ---------------------------------------------------------------
 
-_HEX = "0123456789abcdefABCDEF"
 VARYING = ("nonce", "nc", "cnonce", "response")  # the values a shape leaves open
 
 
 class HeaderShape(NamedTuple):
-    """A header cut around its `VARYING` values (see the module)."""
+    """A header with its `VARYING` values left open (see the module)."""
 
-    length: int
-    fixed: tuple[tuple[int, str], ...]  # the text around the values: (where, text)
-    spans: tuple[tuple[int, int], ...]  # where the `VARYING` values are, in that order
+    pattern: re.Pattern[str]  # the header's text, each varying value a group of its length
     params: dict[str, str]  # the header's parameters
 
     def values(self, text: str) -> tuple[str, ...] | None:
         """The `VARYING` values of `text` if it has this shape, else None.
 
-        It has the shape when it is as long and equal outside those values, so these are as
-        long as this header's, and when they cannot change how it parses: ``nc`` hex digits
-        only, the others without a quote or a backslash. Parsed, it would give this header's
-        parameters but for those values (the shape comes from a header without a backslash:
-        no escape anywhere).
+        It has the shape when it is equal to the header outside those values, and they are as
+        long as the header's and cannot change how it parses: ``nc`` hex digits only, the
+        others without a quote or a backslash. Parsed, it would give the header's parameters
+        but for those values (a shape comes from a header without a backslash: no escape
+        anywhere).
         """
-        if len(text) != self.length:
-            return None
-        for where, piece in self.fixed:
-            if not text.startswith(piece, where):
-                return None
-        values = tuple([text[start:end] for start, end in self.spans])
-        for value in values:
-            if '"' in value or "\\" in value:
-                return None
-        if values[1].strip(_HEX):  # nc
-            return None
-        return values
+        match = self.pattern.fullmatch(text)
+        return match.group(*VARYING) if match is not None else None
 
 
 def shape_of(text: str) -> HeaderShape | None:
@@ -158,9 +145,11 @@ def shape_of(text: str) -> HeaderShape | None:
         return None
     if not all(params.get(name) for name in VARYING):
         return None
-    fixed, pos = [], 0
-    for start, end in sorted(spans[name] for name in VARYING):
-        fixed.append((pos, text[pos:start]))
+    pattern: list[str] = []
+    pos = 0
+    for start, end, name in sorted((*spans[name], name) for name in VARYING):
+        allowed = "[0-9a-fA-F]" if name == "nc" else '[^"\\\\]'
+        pattern += (re.escape(text[pos:start]), f"(?P<{name}>{allowed}{{{end - start}}})")
         pos = end
-    fixed.append((pos, text[pos:]))
-    return HeaderShape(len(text), tuple(fixed), tuple(spans[name] for name in VARYING), params)
+    pattern.append(re.escape(text[pos:]))
+    return HeaderShape(re.compile("".join(pattern)), params)
