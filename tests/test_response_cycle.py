@@ -42,8 +42,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if path == "/header":  # a header the query names: x-test: <query>
         value = scope["query_string"].replace(b"%0D%0A", b"\r\n").replace(b"%20", b" ")
         name = b"x test" if value == b"badname" else b"x-test"
-        headers = [(name, value), (b"content-length", b"2")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        pairs: list[Any] = [(name, value), (b"content-length", b"2")]
+        if value == b"as-a-list":  # ASGI allows any iterable pair, bytearrays too
+            pairs = [[bytearray(name), bytearray(value)], [b"content-length", b"2"]]
+        await send({"type": "http.response.start", "status": 200, "headers": pairs})
         await send({"type": "http.response.body", "body": b"ok"})
         return
     if path == "/stream":  # no content-length: chunked, in two parts
@@ -116,6 +118,8 @@ def test_response_headers_are_checked_even_after_a_valid_one(port: int) -> None:
     good = exchange(port, request("/header?fine", method="GET"))
     assert good.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\nx-test: fine\r\n" in good
     assert exchange(port, request("/header?fine", method="GET")).startswith(b"HTTP/1.1 200 OK")
+    listed = exchange(port, request("/header?as-a-list", method="GET"))
+    assert listed.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\nx-test: as-a-list\r\n" in listed
     # A value with CR LF (response splitting) and a name with a space: the app's error, and
     # the connection closes with nothing sent (uvicorn's behaviour: the response had begun).
     for query in ("fine%0D%0Ax-injected:%201", "badname"):

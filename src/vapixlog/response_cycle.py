@@ -123,14 +123,19 @@ class ResponseCycle(RequestResponseCycle):
         checked = _CHECKED
         for pair in (*self.default_headers, *headers):
             name, value = pair
-            if pair not in checked:
+            try:
+                known: bool | None = pair in checked
+            except TypeError:  # a list, or bytearrays: fine for ASGI, checked every time
+                known = None
+            if not known:
                 if HEADER_RE.search(name):
                     raise RuntimeError("Invalid HTTP header name.")
                 if HEADER_VALUE_RE.search(value):
                     raise RuntimeError("Invalid HTTP header value.")
-                if len(checked) >= _CHECKED_MAX:
-                    checked.clear()
-                checked.add(pair)
+                if known is False:
+                    if len(checked) >= _CHECKED_MAX:
+                        checked.clear()
+                    checked.add(pair)
             name = name.lower()
             if name == b"content-length":
                 if self.chunked_encoding is None:
