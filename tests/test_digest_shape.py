@@ -30,18 +30,20 @@ WILD = SAFE + '"\\\t'
 def header_and_next(draw: st.DrawFn) -> tuple[str, str]:
     """A header in a random order and spacing, then the same with its varying values
     replaced by anything of the same length."""
+
+    def maybe_quoted(text: str) -> str:  # clients quote these; a token is legal too
+        return draw(st.sampled_from(["{}", '"{}"'])).format(text)
+
     values = {
         "username": '"root"',
         "realm": f'"{REALM}"',
-        "nonce": '"' + draw(st.text(HEX, min_size=1, max_size=60)) + '"',
+        "nonce": maybe_quoted(draw(st.text(HEX, min_size=1, max_size=60))),
         "uri": f'"{URI}"',
-        "algorithm": draw(st.sampled_from(["MD5", '"MD5"'])),
-        "qop": draw(st.sampled_from(["auth", '"auth"'])),
-        "nc": draw(st.sampled_from(["{}", '"{}"'])).format(
-            draw(st.text(HEX, min_size=8, max_size=8))
-        ),
-        "cnonce": '"' + draw(st.text(HEX, min_size=1, max_size=20)) + '"',
-        "response": '"' + draw(st.text(HEX, min_size=32, max_size=32)) + '"',
+        "algorithm": maybe_quoted("MD5"),
+        "qop": maybe_quoted("auth"),
+        "nc": maybe_quoted(draw(st.text(HEX, min_size=8, max_size=8))),
+        "cnonce": maybe_quoted(draw(st.text(HEX, min_size=1, max_size=20))),
+        "response": maybe_quoted(draw(st.text(HEX, min_size=32, max_size=32))),
     }
     names = draw(st.permutations(list(values)))
     separators = st.sampled_from([", ", ",", " , ", ",\t"])
@@ -82,6 +84,12 @@ def test_a_changed_value_that_changes_the_parse_is_not_taken() -> None:
     assert shape.values(text.replace('"root"', '"toor"')) is None  # outside the values
     assert shape.values(text + " ") is None
     assert shape_of(text.replace("abcd", 'ab\\"')) is None  # escapes: parsed, never shaped
+    # An unquoted (token) cnonce: a space or a comma in its place would be read otherwise.
+    token = shape_of(text.replace('cnonce="abcd"', "cnonce=abcdefgh"))
+    assert token is not None
+    for changed in ("ab cdefg", "a,qop=zz", "a,x=yyyy"):
+        assert token.values(text.replace('cnonce="abcd"', f"cnonce={changed}")) is None
+    assert token.values(text.replace('cnonce="abcd"', "cnonce=a=b:cdef")) is not None
     assert shape_of(text.replace("qop=auth, ", "")) is not None
     assert shape_of(text.replace("nc=00000001, ", "")) is None
 

@@ -16,8 +16,12 @@ import uvicorn
 
 from vapixlog.protocol import http_protocol
 
+SEEN: list[str] = []  # every HTTP request's path, as the app got it
+
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "http":
+        SEEN.append(scope["path"])
     if scope["type"] == "websocket":  # accepted, then closed by the client
         assert (await receive())["type"] == "websocket.connect"
         await send({"type": "websocket.accept"})
@@ -47,6 +51,14 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             pairs = [[bytearray(name), bytearray(value)], [b"content-length", b"2"]]
         await send({"type": "http.response.start", "status": 200, "headers": pairs})
         await send({"type": "http.response.body", "body": b"ok"})
+        return
+    if path == "/asgi":  # whether an earlier request's change to scope["asgi"] shows
+        shared = scope["asgi"].pop("touched", False)
+        scope["asgi"]["touched"] = True
+        answer = b"shared" if shared else b"fresh!"
+        headers = [(b"content-length", b"6")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
         return
     if path == "/stream":  # no content-length: chunked, in two parts
         await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -166,3 +178,20 @@ def test_a_websocket_upgrade_is_handed_to_uvicorn(port: int) -> None:
         answer = conn.recv(65536)
     assert answer.startswith(b"HTTP/1.1 101 "), answer[:200]
     assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in answer  # RFC 6455's example accept key
+
+
+def test_a_request_behind_a_431_never_reaches_the_app(port: int) -> None:
+    huge = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"y" * 1000) for i in range(70))
+    first = b"GET /too-large HTTP/1.1\r\nHost: t\r\n" + huge + b"\r\n"
+    second = b"GET /behind-the-431 HTTP/1.1\r\nHost: t\r\n\r\n"
+    answer = exchange(port, first + second)  # one packet: parsed in one go
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:100]
+    assert answer.count(b"HTTP/1.1") == 1
+    time.sleep(0.2)
+    assert "/behind-the-431" not in SEEN and "/too-large" not in SEEN
+
+
+def test_each_request_has_its_own_asgi_scope(port: int) -> None:
+    keep = b"GET /asgi HTTP/1.1\r\nHost: t\r\n\r\n"
+    answer = exchange(port, keep, keep, request("/asgi", method="GET"), pause=0.05)
+    assert answer.count(b"fresh!") == 3 and b"shared" not in answer

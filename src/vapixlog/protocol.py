@@ -184,7 +184,6 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         # What every request's scope starts from (see on_message_begin).
         self._scope_base: dict[str, Any] = {
             "type": "http",
-            "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
             "http_version": "1.1",
             "server": self.server,
             "client": self.client,
@@ -232,6 +231,7 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         headers: list[tuple[bytes, bytes]] = []
         self.headers = headers
         self.scope = scope = self._scope_base.copy()  # type: ignore[assignment]
+        scope["asgi"] = {"version": self.asgi_version, "spec_version": "2.3"}  # its own
         scope["headers"] = headers
         scope["state"] = self.app_state.copy()
         self._in_message = self._headers_pending = True
@@ -241,6 +241,8 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._headers_pending = False
+        if self._rejected:  # a request behind a 431 in the same packet: never answered
+            return
         # Their size is the URL's and each header's name and value plus 4: at most 5/4 of
         # the bytes they came in (a header line, `name:value` CRLF, has at least 4), so it
         # is counted only when those bytes could hold more than half the limit.

@@ -120,7 +120,8 @@ class HeaderShape(NamedTuple):
 
         It has the shape when it is equal to the header outside those values, and they are as
         long as the header's and cannot change how it parses: ``nc`` hex digits only, the
-        others without a quote or a backslash. Parsed, it would give the header's parameters
+        others without a quote or a backslash, and without a space or a comma where the
+        header had them unquoted (a token). Parsed, it would give the header's parameters
         but for those values (a shape comes from a header without a backslash: no escape
         anywhere).
         """
@@ -148,7 +149,12 @@ def shape_of(text: str) -> HeaderShape | None:
     pattern: list[str] = []
     pos = 0
     for start, end, name in sorted((*spans[name], name) for name in VARYING):
-        allowed = "[0-9a-fA-F]" if name == "nc" else '[^"\\\\]'
+        if name == "nc":
+            allowed = "[0-9a-fA-F]"
+        elif text[start - 1] == '"':  # quoted: anything but a quote or a backslash
+            allowed = '[^"\\\\]'
+        else:  # a token: no space, comma or quote either
+            allowed = '[^\\s,"\\\\]'
         pattern += (re.escape(text[pos:start]), f"(?P<{name}>{allowed}{{{end - start}}})")
         pos = end
     pattern.append(re.escape(text[pos:]))
