@@ -60,6 +60,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
         return
+    if path == "/boom":  # an application error before the answer
+        raise RuntimeError("boom")
     if path == "/stream":  # no content-length: chunked, in two parts
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"one,", "more_body": True})
@@ -77,10 +79,19 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 @pytest.fixture(scope="module")
 def port() -> Iterator[int]:
+    yield from serve()
+
+
+def serve(**config_options: Any) -> Iterator[int]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
-        app, lifespan="off", log_level="critical", http=http_protocol(10.0), server_header=False
+        app,
+        lifespan="off",
+        log_level="critical",
+        http=http_protocol(10.0),
+        server_header=False,
+        **config_options,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -195,3 +206,15 @@ def test_each_request_has_its_own_asgi_scope(port: int) -> None:
     keep = b"GET /asgi HTTP/1.1\r\nHost: t\r\n\r\n"
     answer = exchange(port, keep, keep, request("/asgi", method="GET"), pause=0.05)
     assert answer.count(b"fresh!") == 3 and b"shared" not in answer
+
+
+def test_the_servers_own_answers_carry_nosniff(port: int) -> None:
+    for raw, status in ((b"NOT HTTP AT ALL\r\n\r\n", b"400"), (request("/boom"), b"500")):
+        answer = exchange(port, raw)
+        head = answer.partition(b"\r\n\r\n")[0]
+        assert head.startswith(b"HTTP/1.1 " + status), answer[:100]
+        assert b"\r\nx-content-type-options: nosniff" in head
+    # Over uvicorn's limit_concurrency (the service sets it from --max-connections).
+    for full in serve(limit_concurrency=1):
+        head = exchange(full, request("/echo", b"x")).partition(b"\r\n\r\n")[0]
+        assert head.startswith(b"HTTP/1.1 503 ") and b"\r\nx-content-type-options: nosniff" in head

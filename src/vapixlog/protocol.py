@@ -41,10 +41,11 @@ import urllib.parse
 from typing import Any, ClassVar, cast
 
 import httptools
-from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, service_unavailable
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from vapixlog.connections import ConnectionTable
+from vapixlog.edge.headers import NOSNIFF
 from vapixlog.response_cycle import ResponseCycle
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,17 @@ class _OneWriteResponse:
         return getattr(self._transport, name)
 
 
+# The headers of the plain-text answers the server makes itself (uvicorn's, with nosniff).
+_PLAIN_CLOSE = ((b"content-type", b"text/plain; charset=utf-8"), NOSNIFF, (b"connection", b"close"))
+
+
+async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
+    """uvicorn's answer over `limit_concurrency`, with nosniff as every answer."""
+    headers = [*_PLAIN_CLOSE, (b"content-length", b"19")]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": b"Service Unavailable", "more_body": False})
+
+
 class RequestTimeoutProtocol(HttpToolsProtocol):
     """HttpToolsProtocol whose requests must arrive within `request_timeout` seconds."""
 
@@ -223,6 +235,15 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
             if self._raw_header_bytes > MAX_HEADER_BYTES:
                 self._reject()
 
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn's answer to what httptools cannot parse, with nosniff as every answer.
+        body = msg.encode("ascii")
+        headers = [*self.server_state.default_headers, *_PLAIN_CLOSE]
+        headers.append((b"content-length", b"%d" % len(body)))
+        lines = b"".join(b"%s: %s\r\n" % pair for pair in headers)
+        self.transport.write(STATUS_LINE[400] + lines + b"\r\n" + body)
+        self.transport.close()
+
     # The parser's callbacks (uvicorn's, in one frame each, with the timer and the limits).
 
     def on_message_begin(self) -> None:
@@ -272,7 +293,7 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         limit = self.limit_concurrency
         app = self.app
         if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
-            app = service_unavailable
+            app = _service_unavailable
             self.logger.warning("Exceeded concurrency limit.")
         # What the cycle uses of its transport, `_OneWriteResponse` has (or passes on).
         writer = self._response_writer = _OneWriteResponse(self.transport, self.loop)

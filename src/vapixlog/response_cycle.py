@@ -28,6 +28,8 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
+from vapixlog.edge.headers import NOSNIFF
+
 # (name, value) pairs already found valid: responses repeat a few (content type, security
 # headers, lengths). Cleared when full, so a stream of distinct values (the Date header)
 # costs a check each, never memory.
@@ -162,6 +164,17 @@ class ResponseCycle(RequestResponseCycle):
             content.append(b"transfer-encoding: chunked\r\n")
         content.append(b"\r\n")
         self.transport.write(b"".join(content))
+
+    async def send_500_response(self) -> None:
+        # uvicorn's answer after an unexpected application error, with nosniff.
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            NOSNIFF,
+            (b"content-length", b"21"),
+            (b"connection", b"close"),
+        ]
+        await self.send({"type": "http.response.start", "status": 500, "headers": headers})
+        await self.send({"type": "http.response.body", "body": b"Internal Server Error"})
 
     async def receive(self) -> Any:
         if self.waiting_for_100_continue and not self.transport.is_closing():
