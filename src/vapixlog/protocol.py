@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import urllib.parse
+from collections.abc import Iterable
 from typing import Any, ClassVar, cast
 
 import httptools
@@ -45,8 +46,7 @@ from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from vapixlog.connections import ConnectionTable
-from vapixlog.edge.headers import NOSNIFF
-from vapixlog.response_cycle import ResponseCycle
+from vapixlog.response_cycle import PLAIN_CLOSE, OneWriteResponse, ResponseCycle
 
 log = logging.getLogger(__name__)
 
@@ -56,93 +56,21 @@ REFUSED_LINGER = 1.0  # seconds a refused connection waits for its request befor
 # Scope key of the request's connection (`asyncio.Transport`): faults reset it (vapixlog.faults).
 TRANSPORT_SCOPE_KEY = "vapixlog.transport"
 
-_408 = (
-    b"HTTP/1.1 408 Request Timeout\r\n"
-    b"content-type: text/plain; charset=utf-8\r\n"
-    b"x-content-type-options: nosniff\r\n"
-    b"content-length: 16\r\n"
-    b"connection: close\r\n"
-    b"\r\n"
-    b"Request Timeout\n"
-)
-_431 = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-    b"content-type: text/plain; charset=utf-8\r\n"
-    b"x-content-type-options: nosniff\r\n"
-    b"content-length: 32\r\n"
-    b"connection: close\r\n"
-    b"\r\n"
-    b"Request header fields too large\n"
-)
-_503 = (
-    b"HTTP/1.1 503 Service Unavailable\r\n"
-    b"content-type: text/plain; charset=utf-8\r\n"
-    b"x-content-type-options: nosniff\r\n"
-    b"content-length: 39\r\n"
-    b"connection: close\r\n"
-    b"\r\n"
-    b"Too many connections from this address\n"
-)
+
+def _plain_answer(status: int, text: bytes, extra: Iterable[tuple[bytes, bytes]] = ()) -> bytes:
+    """A whole plain-text answer that closes the connection, as bytes."""
+    headers = (*extra, *PLAIN_CLOSE, (b"content-length", b"%d" % len(text)))
+    return STATUS_LINE[status] + b"".join(b"%s: %s\r\n" % pair for pair in headers) + b"\r\n" + text
 
 
-class _OneWriteResponse:
-    """The transport as one response's cycle sees it: the head and the first body part of the
-    response go out in one system call (and one TCP segment) instead of two.
-
-    uvicorn writes the head when the app sends `http.response.start` and the body when it
-    sends `http.response.body`, which for a small answer follows at once. The head is held
-    until that next write, or until the event loop's next turn (`call_soon`) if the app
-    sends its body later (a stream), so that it is never held longer than that. The bytes
-    and their order are the same; everything else is the transport's.
-    """
-
-    __slots__ = ("_held", "_holding", "_loop", "_transport")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._holding = True  # the first write is the head (or 100 Continue): hold it
-        self._held: bytes | None = None
-
-    def write(self, data: bytes) -> None:
-        if self._holding:
-            self._holding = False
-            self._held = data
-            self._loop.call_soon(self.flush)
-            return
-        held = self._held
-        if held is None:
-            self._transport.write(data)
-        else:
-            self._held = None
-            self._transport.writelines((held, data))
-
-    def flush(self) -> None:
-        """Write the held head now (the protocol calls this before it writes or closes)."""
-        held = self._held
-        if held is not None:
-            self._held = None
-            if not self._transport.is_closing():
-                self._transport.write(held)
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def is_closing(self) -> bool:
-        return self._transport.is_closing()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-# The headers of the plain-text answers the server makes itself (uvicorn's, with nosniff).
-_PLAIN_CLOSE = ((b"content-type", b"text/plain; charset=utf-8"), NOSNIFF, (b"connection", b"close"))
+_408 = _plain_answer(408, b"Request Timeout\n")
+_431 = _plain_answer(431, b"Request header fields too large\n")
+_503 = _plain_answer(503, b"Too many connections from this address\n")
 
 
 async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
     """uvicorn's answer over `limit_concurrency`, with nosniff as every answer."""
-    headers = [*_PLAIN_CLOSE, (b"content-length", b"19")]
+    headers = [*PLAIN_CLOSE, (b"content-length", b"19")]
     await send({"type": "http.response.start", "status": 503, "headers": headers})
     await send({"type": "http.response.body", "body": b"Service Unavailable", "more_body": False})
 
@@ -173,7 +101,7 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         self._chunk_bytes = 0  # size of the data being parsed
         self._rejected = False  # answered 431: the rest of the connection is ignored
         self._over_cap = False  # refused (503) at once: its address has too many connections
-        self._response_writer: _OneWriteResponse | None = None  # the latest response's
+        self._response_writer: OneWriteResponse | None = None  # the latest response's
 
     def _admit(self) -> bool:
         """Count the connection against the limits (making room near the total limit), or
@@ -237,11 +165,8 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to what httptools cannot parse, with nosniff as every answer.
-        body = msg.encode("ascii")
-        headers = [*self.server_state.default_headers, *_PLAIN_CLOSE]
-        headers.append((b"content-length", b"%d" % len(body)))
-        lines = b"".join(b"%s: %s\r\n" % pair for pair in headers)
-        self.transport.write(STATUS_LINE[400] + lines + b"\r\n" + body)
+        answer = _plain_answer(400, msg.encode("ascii"), self.server_state.default_headers)
+        self.transport.write(answer)
         self.transport.close()
 
     # The parser's callbacks (uvicorn's, in one frame each, with the timer and the limits).
@@ -295,8 +220,8 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
             app = _service_unavailable
             self.logger.warning("Exceeded concurrency limit.")
-        # What the cycle uses of its transport, `_OneWriteResponse` has (or passes on).
-        writer = self._response_writer = _OneWriteResponse(self.transport, self.loop)
+        # What the cycle uses of its transport, `OneWriteResponse` has (or passes on).
+        writer = self._response_writer = OneWriteResponse(self.transport, self.loop)
         existing = self.cycle
         self.cycle = ResponseCycle(
             scope,
@@ -463,7 +388,7 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def _flush_response(self) -> None:
-        """Write a response head `_OneWriteResponse` still holds (none: nothing)."""
+        """Write a response head `OneWriteResponse` still holds (none: nothing)."""
         if self._response_writer is not None:
             self._response_writer.flush()
 

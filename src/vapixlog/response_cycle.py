@@ -1,4 +1,5 @@
-"""One request's exchange with the application: uvicorn's response cycle, leaner.
+"""One request's exchange with the application: uvicorn's response cycle, leaner, and the
+transport as the response sees it (`OneWriteResponse`).
 
 `ResponseCycle` is what `vapixlog.protocol` makes for every request instead of uvicorn's
 `RequestResponseCycle` (it is one, so uvicorn's protocol code and `run_asgi` work with it):
@@ -35,6 +36,9 @@ from vapixlog.edge.headers import NOSNIFF
 # costs a check each, never memory.
 _CHECKED: set[tuple[bytes, bytes]] = set()
 _CHECKED_MAX = 4096
+
+# The headers of the plain-text answers the server makes itself (uvicorn's, with nosniff).
+PLAIN_CLOSE = ((b"content-type", b"text/plain; charset=utf-8"), NOSNIFF, (b"connection", b"close"))
 
 
 class ResponseCycle(RequestResponseCycle):
@@ -167,12 +171,7 @@ class ResponseCycle(RequestResponseCycle):
 
     async def send_500_response(self) -> None:
         # uvicorn's answer after an unexpected application error, with nosniff.
-        headers = [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            NOSNIFF,
-            (b"content-length", b"21"),
-            (b"connection", b"close"),
-        ]
+        headers = [*PLAIN_CLOSE, (b"content-length", b"21")]
         await self.send({"type": "http.response.start", "status": 500, "headers": headers})
         await self.send({"type": "http.response.body", "body": b"Internal Server Error"})
 
@@ -195,3 +194,54 @@ class ResponseCycle(RequestResponseCycle):
             "body": body if type(body) is bytes else bytes(body),
             "more_body": self.more_body,
         }
+
+
+class OneWriteResponse:
+    """The transport as one response's cycle sees it: the head and the first body part of the
+    response go out in one system call (and one TCP segment) instead of two.
+
+    uvicorn writes the head when the app sends `http.response.start` and the body when it
+    sends `http.response.body`, which for a small answer follows at once. The head is held
+    until that next write, or until the event loop's next turn (`call_soon`) if the app
+    sends its body later (a stream), so that it is never held longer than that. The bytes
+    and their order are the same; everything else is the transport's.
+    """
+
+    __slots__ = ("_held", "_holding", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._holding = True  # the first write is the head (or 100 Continue): hold it
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._holding:
+            self._holding = False
+            self._held = data
+            self._loop.call_soon(self.flush)
+            return
+        held = self._held
+        if held is None:
+            self._transport.write(data)
+        else:
+            self._held = None
+            self._transport.writelines((held, data))
+
+    def flush(self) -> None:
+        """Write the held head now (the protocol calls this before it writes or closes)."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
