@@ -46,7 +46,9 @@ from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from vapixlog.connections import ConnectionTable
-from vapixlog.response_cycle import PLAIN_CLOSE, OneWriteResponse, ResponseCycle
+from vapixlog.edge.answers import send_answer
+from vapixlog.edge.headers import NOSNIFF
+from vapixlog.response_cycle import PLAIN_TEXT, OneWriteResponse, ResponseCycle
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +59,13 @@ REFUSED_LINGER = 1.0  # seconds a refused connection waits for its request befor
 TRANSPORT_SCOPE_KEY = "vapixlog.transport"
 
 
+# The headers of the answers the protocol writes as bytes (uvicorn's, with nosniff).
+_PLAIN_CLOSE = ((b"content-type", PLAIN_TEXT), NOSNIFF, (b"connection", b"close"))
+
+
 def _plain_answer(status: int, text: bytes, extra: Iterable[tuple[bytes, bytes]] = ()) -> bytes:
     """A whole plain-text answer that closes the connection, as bytes."""
-    headers = (*extra, *PLAIN_CLOSE, (b"content-length", b"%d" % len(text)))
+    headers = (*extra, *_PLAIN_CLOSE, (b"content-length", b"%d" % len(text)))
     return STATUS_LINE[status] + b"".join(b"%s: %s\r\n" % pair for pair in headers) + b"\r\n" + text
 
 
@@ -69,10 +75,8 @@ _503 = _plain_answer(503, b"Too many connections from this address\n")
 
 
 async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
-    """uvicorn's answer over `limit_concurrency`, with nosniff as every answer."""
-    headers = [*PLAIN_CLOSE, (b"content-length", b"19")]
-    await send({"type": "http.response.start", "status": 503, "headers": headers})
-    await send({"type": "http.response.body", "body": b"Service Unavailable", "more_body": False})
+    """uvicorn's answer over `limit_concurrency`, hardened as every answer."""
+    await send_answer(send, 503, b"Service Unavailable", PLAIN_TEXT, [(b"connection", b"close")])
 
 
 class RequestTimeoutProtocol(HttpToolsProtocol):

@@ -29,7 +29,7 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
-from vapixlog.edge.headers import NOSNIFF
+from vapixlog.edge.answers import send_answer
 
 # (name, value) pairs already found valid: responses repeat a few (content type, security
 # headers, lengths). Cleared when full, so a stream of distinct values (the Date header)
@@ -37,8 +37,7 @@ from vapixlog.edge.headers import NOSNIFF
 _CHECKED: set[tuple[bytes, bytes]] = set()
 _CHECKED_MAX = 4096
 
-# The headers of the plain-text answers the server makes itself (uvicorn's, with nosniff).
-PLAIN_CLOSE = ((b"content-type", b"text/plain; charset=utf-8"), NOSNIFF, (b"connection", b"close"))
+PLAIN_TEXT = b"text/plain; charset=utf-8"  # of the answers the server makes itself
 
 
 class ResponseCycle(RequestResponseCycle):
@@ -170,10 +169,9 @@ class ResponseCycle(RequestResponseCycle):
         self.transport.write(b"".join(content))
 
     async def send_500_response(self) -> None:
-        # uvicorn's answer after an unexpected application error, with nosniff.
-        headers = [*PLAIN_CLOSE, (b"content-length", b"21")]
-        await self.send({"type": "http.response.start", "status": 500, "headers": headers})
-        await self.send({"type": "http.response.body", "body": b"Internal Server Error"})
+        # uvicorn's answer after an unexpected application error, hardened as every answer.
+        body = b"Internal Server Error"
+        await send_answer(self.send, 500, body, PLAIN_TEXT, [(b"connection", b"close")])
 
     async def receive(self) -> Any:
         if self.waiting_for_100_continue and not self.transport.is_closing():

@@ -24,7 +24,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import NamedTuple
 
-from vapixlog.auth.digest_header import HeaderShape, MalformedHeader, parse_params, shape_of
+from vapixlog.auth.digest_header import (
+    NC_DIGIT,
+    HeaderShape,
+    MalformedHeader,
+    parse_params,
+    shape_of,
+)
 
 ALGORITHMS = ("SHA-256", "MD5")  # challenge order: the stronger one first
 DEVICE_ALGORITHMS = ("MD5",)  # the only one Axis devices offer
@@ -35,7 +41,7 @@ _NONCE_LEN = 52  # 12 base64 characters of the time, 40 hex digits of its HMAC
 _HA2_CACHE_SIZE = 256
 _SHAPES_MAX = 1024  # connections whose last header's shape is kept
 
-_NC_RE = re.compile(r"[0-9a-fA-F]{8}")
+_NC_RE = re.compile(f"{NC_DIGIT}{{8}}")
 
 
 class DigestResult(NamedTuple):

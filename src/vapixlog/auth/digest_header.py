@@ -107,6 +107,7 @@ def _walk(text: str) -> Iterator[tuple[str, str, tuple[int, int]]]:
 # -- the shape of a header ---------------------------------------------------------------
 
 VARYING = ("nonce", "nc", "cnonce", "response")  # the values a shape leaves open
+NC_DIGIT = "[0-9a-fA-F]"  # a nonce count is eight of these (RFC 7616 section 3.4)
 
 
 class HeaderShape(NamedTuple):
@@ -150,7 +151,7 @@ def shape_of(text: str) -> HeaderShape | None:
     pos = 0
     for start, end, name in sorted((*spans[name], name) for name in VARYING):
         if name == "nc":
-            allowed = "[0-9a-fA-F]"
+            allowed = NC_DIGIT
         elif text[start - 1] == '"':  # quoted: anything but a quote or a backslash
             allowed = '[^"\\\\]'
         else:  # a token: no space, comma or quote either
