@@ -15,6 +15,7 @@ import pytest
 import uvicorn
 
 from vapixlog.protocol import http_protocol
+from vapixlog.response_cycle import HOLD_LIMIT, TurnWriter
 
 SEEN: list[str] = []  # every HTTP request's path, as the app got it
 
@@ -218,3 +219,104 @@ def test_the_servers_own_answers_carry_nosniff(port: int) -> None:
     for full in serve(limit_concurrency=1):
         head = exchange(full, request("/echo", b"x")).partition(b"\r\n\r\n")[0]
         assert head.startswith(b"HTTP/1.1 503 ") and b"\r\nx-content-type-options: nosniff" in head
+
+
+# ----- TurnWriter: what responses write in one turn of the loop goes out after it ----------
+
+
+class RecordingTransport(asyncio.Transport):
+    """The socket end of a transport: the calls that reach it, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, bytes]] = []
+        self.closing = False
+
+    def write(self, data: Any) -> None:
+        self.calls.append(("write", bytes(data)))
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.calls.append(("writelines", b"".join(list_of_data)))
+
+    def close(self) -> None:
+        self.calls.append(("close", b""))
+        self.closing = True
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 80), "peername": ("127.0.0.1", 5000)}.get(name)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def test_what_responses_write_in_a_turn_goes_out_after_it() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        first, second = RecordingTransport(), RecordingTransport()
+        a, b = TurnWriter(first, loop), TurnWriter(second, loop)
+        a.write(b"head a,")
+        b.write(b"head b,")
+        a.write(bytearray(b"body a"))
+        assert first.calls == [] and second.calls == []  # held while the turn goes on
+        b.write(b"body b")
+        await asyncio.sleep(0)  # the next turn
+        assert first.calls == [("writelines", b"head a,body a")]
+        assert second.calls == [("writelines", b"head b,body b")]
+        a.write(b"later")  # a new turn holds again
+        assert first.calls[1:] == []
+        await asyncio.sleep(0)
+        assert first.calls[1:] == [("writelines", b"later")]
+
+    asyncio.run(scenario())
+
+
+def test_a_connection_holds_a_bounded_amount_and_a_copy() -> None:
+    async def scenario() -> None:
+        transport = RecordingTransport()
+        writer = TurnWriter(transport, asyncio.get_running_loop())
+        body = bytearray(b"x" * (HOLD_LIMIT // 2))
+        writer.write(body)
+        body[:5] = b"later"  # the app may reuse its buffer once `send` returned
+        assert transport.calls == []
+        writer.write(b"y" * (HOLD_LIMIT // 2 + 1))  # past the limit: out at once
+        assert transport.calls == [
+            ("writelines", b"x" * (HOLD_LIMIT // 2) + b"y" * (HOLD_LIMIT // 2 + 1))
+        ]
+        writer.close()
+        assert transport.calls[1:] == [("close", b"")]
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("event", ["shutdown", "bad request", "keep-alive timeout"])
+def test_what_is_held_goes_out_before_the_protocol_closes(event: str) -> None:
+    """The protocol's own answers and closes never overtake (or drop) a held response."""
+
+    async def scenario() -> list[tuple[str, bytes]]:
+        config = uvicorn.Config(app, lifespan="off", http=http_protocol(10.0), timeout_keep_alive=0)
+        config.load()
+        protocol = config.http_protocol_class(  # type: ignore[call-arg]
+            config=config, server_state=uvicorn.server.ServerState(), app_state={}
+        )
+        transport = RecordingTransport()
+        protocol.connection_made(transport)
+        protocol.data_received(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
+        await asyncio.sleep(0)  # the app answers; its answer is held until the next turn
+        assert transport.calls == []
+        if event == "shutdown":
+            protocol.shutdown()
+        elif event == "bad request":
+            protocol.data_received(b"NOT HTTP\r\n\r\n")
+        else:
+            protocol._on_timer()  # the keep-alive deadline (0 s) has passed
+        return transport.calls
+
+    calls = asyncio.run(scenario())
+    assert calls[0][0] == "writelines" and calls[0][1].endswith(b"two\r\n0\r\n\r\n")
+    assert calls[-1] == ("close", b"")

@@ -48,7 +48,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from vapixlog.connections import ConnectionTable
 from vapixlog.edge.answers import send_answer
 from vapixlog.edge.headers import NOSNIFF
-from vapixlog.response_cycle import PLAIN_TEXT, OneWriteResponse, ResponseCycle
+from vapixlog.response_cycle import PLAIN_TEXT, ResponseCycle, TurnWriter
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         self._chunk_bytes = 0  # size of the data being parsed
         self._rejected = False  # answered 431: the rest of the connection is ignored
         self._over_cap = False  # refused (503) at once: its address has too many connections
-        self._response_writer: OneWriteResponse | None = None  # the latest response's
+        self._writer: TurnWriter | None = None  # the transport as responses see it
 
     def _admit(self) -> bool:
         """Count the connection against the limits (making room near the total limit), or
@@ -125,6 +125,7 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._writer = TurnWriter(transport, self.loop)
         # What every request's scope starts from (see on_message_begin).
         self._scope_base: dict[str, Any] = {
             "type": "http",
@@ -170,6 +171,7 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to what httptools cannot parse, with nosniff as every answer.
         answer = _plain_answer(400, msg.encode("ascii"), self.server_state.default_headers)
+        self._flush_response()
         self.transport.write(answer)
         self.transport.close()
 
@@ -224,12 +226,11 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
             app = _service_unavailable
             self.logger.warning("Exceeded concurrency limit.")
-        # What the cycle uses of its transport, `OneWriteResponse` has (or passes on).
-        writer = self._response_writer = OneWriteResponse(self.transport, self.loop)
         existing = self.cycle
         self.cycle = ResponseCycle(
             scope,
-            cast(asyncio.Transport, writer),
+            # What the cycle uses of its transport, `TurnWriter` has (or passes on).
+            cast(asyncio.Transport, self._writer),
             self.flow,
             self.logger,
             self.server_state.default_headers,
@@ -282,9 +283,6 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
             self.connection_table.busy(self)  # being answered: never shed
 
     def on_response_complete(self) -> None:
-        # A response without a body write (HEAD) completes with its head held: out with it
-        # before the connection counts as idle (a 408 or 431 must never overtake it).
-        self._flush_response()
         # uvicorn's, with the keep-alive deadline on the connection's one timer.
         self.server_state.total_requests += 1
         if self.transport.is_closing():
@@ -306,10 +304,15 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         self._idle_deadline = None
 
     def handle_websocket_upgrade(self) -> None:
+        self._flush_response()
         self._stop_timer()  # the connection now belongs to the websocket protocol
         if self.connection_table is not None:
             self.connection_table.release(self)  # which never calls our connection_lost
         super().handle_websocket_upgrade()
+
+    def shutdown(self) -> None:
+        self._flush_response()  # the server closes idle connections: what they hold first
+        super().shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timer()
@@ -347,6 +350,7 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
             self._on_request_timeout()
         elif idle is not None and idle <= now:
             self._idle_deadline = None
+            self._flush_response()
             self.timeout_keep_alive_handler()
         elif deadline is not None or idle is not None:  # armed for earlier ones: not yet
             self._wake_by(min(d for d in (deadline, idle) if d is not None))
@@ -392,9 +396,9 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def _flush_response(self) -> None:
-        """Write a response head `OneWriteResponse` still holds (none: nothing)."""
-        if self._response_writer is not None:
-            self._response_writer.flush()
+        """Write what the responses hold (`TurnWriter`) before the protocol's own bytes."""
+        if self._writer is not None:
+            self._writer.flush()
 
     def _idle(self) -> bool:
         """No response of this connection is under way (one could be sent now)."""

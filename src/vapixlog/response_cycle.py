@@ -1,5 +1,5 @@
 """One request's exchange with the application: uvicorn's response cycle, leaner, and the
-transport as the response sees it (`OneWriteResponse`).
+transport as the responses see it (`TurnWriter`).
 
 `ResponseCycle` is what `vapixlog.protocol` makes for every request instead of uvicorn's
 `RequestResponseCycle` (it is one, so uvicorn's protocol code and `run_asgi` work with it):
@@ -194,45 +194,55 @@ class ResponseCycle(RequestResponseCycle):
         }
 
 
-class OneWriteResponse:
-    """The transport as one response's cycle sees it: the head and the first body part of the
-    response go out in one system call (and one TCP segment) instead of two.
+# The most a connection holds back (see `TurnWriter`); past it, it writes at once.
+HOLD_LIMIT = 64 * 1024
 
-    uvicorn writes the head when the app sends `http.response.start` and the body when it
-    sends `http.response.body`, which for a small answer follows at once. The head is held
-    until that next write, or until the event loop's next turn (`call_soon`) if the app
-    sends its body later (a stream), so that it is never held longer than that. The bytes
-    and their order are the same; everything else is the transport's.
+
+class TurnWriter:
+    """A connection's transport as its responses see it: what they write during one turn
+    of the event loop goes out together, at the start of the next turn (`call_soon`).
+
+    - The head and the body of a small answer go out in one system call (and one TCP
+      segment) instead of two: uvicorn writes the head at `http.response.start` and the
+      body at `http.response.body`.
+    - The answers the loop made in one turn, on all connections, go out back to back after
+      it. A client then wakes once for them, not once for each: answers written one at a
+      time between requests woke the load generator for nearly every answer, and each
+      wake-up costs the server the kernel's cross-core wake (docs/benchmarks.md, "Answers
+      of one turn").
+
+    Bytes and order are the transport's: the protocol calls `flush` before anything it
+    writes or closes itself. What a connection holds is bounded (`HOLD_LIMIT`).
     """
 
-    __slots__ = ("_held", "_holding", "_loop", "_transport")
+    __slots__ = ("_held", "_held_size", "_loop", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
-        self._holding = True  # the first write is the head (or 100 Continue): hold it
-        self._held: bytes | None = None
+        self._held: list[bytes] | None = None
+        self._held_size = 0
 
     def write(self, data: bytes) -> None:
-        if self._holding:
-            self._holding = False
-            self._held = data
-            self._loop.call_soon(self.flush)
-            return
+        if type(data) is not bytes:  # held past the app's `send`: a copy it cannot change
+            data = bytes(data)
         held = self._held
         if held is None:
-            self._transport.write(data)
-        else:
-            self._held = None
-            self._transport.writelines((held, data))
+            self._held = held = []
+            self._held_size = 0
+            self._loop.call_soon(self.flush)
+        held.append(data)
+        self._held_size += len(data)
+        if self._held_size > HOLD_LIMIT:
+            self.flush()
 
     def flush(self) -> None:
-        """Write the held head now (the protocol calls this before it writes or closes)."""
+        """Write what is held now."""
         held = self._held
         if held is not None:
             self._held = None
             if not self._transport.is_closing():
-                self._transport.write(held)
+                self._transport.writelines(held)
 
     def close(self) -> None:
         self.flush()
