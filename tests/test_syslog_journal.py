@@ -143,6 +143,24 @@ def test_many_journals_share_a_few_writer_threads_and_idle_ones_keep_no_file_ope
     assert content(journal) == expected and len(journal.files()) == 1
 
 
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="Linux scheduling policies")
+def test_writer_threads_do_not_preempt_the_event_loop(make_journal: Factory) -> None:
+    """Writer threads are batch threads: their wake-ups after fdatasync do not preempt the
+    thread that holds the GIL they need (docs/benchmarks.md); the caller's thread keeps its
+    policy."""
+    journal, rec = make_journal()
+    journal.recover()
+    journal.start()
+    journal.append(b"one line\n", 1)
+    rec.wait_for(1)
+    threads = _writer_threads()
+    assert threads
+    for thread in threads:
+        assert thread.native_id is not None
+        assert os.sched_getscheduler(thread.native_id) == os.SCHED_BATCH
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+
+
 def _writer_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == writers_module.THREAD_NAME]
 

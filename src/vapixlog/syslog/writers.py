@@ -13,7 +13,9 @@ tails). Threads start on demand and then stay, idle ones waiting on the job queu
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -44,6 +46,7 @@ class WriterPool:
                 threading.Thread(target=self._work, name=THREAD_NAME, daemon=True).start()
 
     def _work(self) -> None:
+        _yield_to_the_loop()
         while True:
             job = self._jobs.get()
             try:
@@ -51,6 +54,20 @@ class WriterPool:
             except Exception:  # a job handles its own errors; this keeps the thread alive
                 _log.exception("journal writer job failed")
             self._idle.release()
+
+
+def _yield_to_the_loop() -> None:
+    """Run this thread as a batch thread (Linux `SCHED_BATCH`): its wake-ups do not preempt
+    the event loop.
+
+    A writer wakes when its fdatasync returns; preempting the loop then gains nothing, as the
+    loop holds the GIL the writer needs next: two context switches, and the writer waits
+    anyway. As a batch thread it runs when the loop waits or its time slice ends. Measured:
+    writeMessage with persistent logging on, 32 connections, 16,000 -> 18,000-20,000 req/s
+    (docs/benchmarks.md). The thread's priority (nice) is unchanged; no privilege is needed.
+    """
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or refused: as it was
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
 
 writers = WriterPool()
