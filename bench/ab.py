@@ -28,19 +28,22 @@ from run import (
     Load,
     Server,
     digest_headers,
+    request,
     running,
     service,
     service_env,
     wrk,
 )
 
-# (name, path, wrk script, Digest algorithm or None)
+# (name, path, wrk script, Digest algorithm or None, persistent logging on)
 SCENARIOS = [
-    ("writeMessage, Basic, persistent off", WRITE, "post.lua", None),
-    ("writeMessage, Digest MD5, persistent off", WRITE, "digest.lua", "MD5"),
-    ("writeMessage, Digest SHA-256, persistent off", WRITE, "digest.lua", "SHA-256"),
-    ("GET persistent/enabled, Basic", ENABLED, "get.lua", None),
+    ("writeMessage, Basic, persistent off", WRITE, "post.lua", None, False),
+    ("writeMessage, Basic, persistent on", WRITE, "post.lua", None, True),
+    ("writeMessage, Digest MD5, persistent off", WRITE, "digest.lua", "MD5", False),
+    ("writeMessage, Digest SHA-256, persistent off", WRITE, "digest.lua", "SHA-256", False),
+    ("GET persistent/enabled, Basic", ENABLED, "get.lua", None, False),
 ]
+PERSISTENT = {True: b"true", False: b"false"}
 
 
 def cpu_seconds(server: Server) -> float:
@@ -90,12 +93,16 @@ def main() -> None:
         for port in (floor.port, before.port, after.port):
             wrk(port, WRITE, "post.lua", connections=32, seconds=1)  # warm-up
         for _ in range(args.rounds):
-            for name, path, script, algorithm in SCENARIOS:
+            for name, path, script, algorithm, persistent in SCENARIOS:
                 for conns in args.connections:
                     for side, server in (("before", before), ("after", after)):
                         base = wrk(
                             floor.port, WRITE, "post.lua", connections=conns, seconds=args.duration
                         )
+                        status, _ = request(
+                            server.port, "PATCH", ENABLED, b'{"data": %s}' % PERSISTENT[persistent]
+                        )
+                        assert status == 200, status
                         cpu_before = cpu_seconds(server)
                         load = measure(server.port, path, script, algorithm, conns, args.duration)
                         cpu_us = (cpu_seconds(server) - cpu_before) / max(load.requests, 1) * 1e6
@@ -112,7 +119,7 @@ def main() -> None:
                         if key not in best or ratio > best[key][1]:
                             best[key] = (load.rate, ratio, load.p99_ms, cpu_us)
     print("\n| scenario | before | after |\n|---|---:|---:|")
-    for name, _, _, _ in SCENARIOS:
+    for name, *_ in SCENARIOS:
         for conns in args.connections:
             cells = []
             for side in ("before", "after"):
