@@ -277,9 +277,10 @@ def test_an_answer_is_never_overtaken_by_the_refusal_of_the_next_request(
     hostile_server: Server,
 ) -> None:
     """A HEAD answer (a head and no body) is sent before a 431 for the connection's next
-    request, whose oversized headers arrive while the HEAD answer is being finished. The
-    head is held back to go out with the body in one write (`vapixlog.protocol`); a 431 must
-    not overtake it. The timing varies over many connections."""
+    request, whose oversized headers arrive while the HEAD answer is being finished. What
+    the answer writes is held until the event loop's next turn
+    (`vapixlog.response_cycle.TurnWriter`); a 431 must not overtake it. The timing varies
+    over many connections."""
     oversized = b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 70_000
     answers: dict[tuple[bytes, ...], int] = {}
     for trial in range(300):

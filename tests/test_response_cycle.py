@@ -106,13 +106,16 @@ def serve(**config_options: Any) -> Iterator[int]:
     sock.close()
 
 
-def exchange(port: int, *pieces: bytes, pause: float = 0.0) -> bytes:
-    """Send `pieces` (waiting `pause` between them), then read until the server closes."""
+def exchange(port: int, *pieces: bytes, pause: float = 0.0, half_close: bool = False) -> bytes:
+    """Send `pieces` (waiting `pause` between them; then shut the sending side if
+    `half_close`), then read until the server closes."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
         for index, piece in enumerate(pieces):
             if index and pause:
                 time.sleep(pause)
             conn.sendall(piece)
+        if half_close:
+            conn.shutdown(socket.SHUT_WR)
         answer = b""
         while chunk := conn.recv(65536):
             answer += chunk
@@ -203,6 +206,16 @@ def test_a_request_behind_a_431_never_reaches_the_app(port: int) -> None:
     assert "/behind-the-431" not in SEEN and "/too-large" not in SEEN
 
 
+def test_an_answer_reaches_a_client_that_half_closed(port: int) -> None:
+    """A client may send a keep-alive request and shut its sending side at once: the
+    transport closes on that end of input, and the answer made meanwhile (held for the
+    turn) goes out first. Each try is a race between the two; all must be answered."""
+    keep_alive = b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n"
+    for _ in range(30):
+        answer = exchange(port, keep_alive, half_close=True)
+        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"two\r\n0\r\n\r\n")
+
+
 def test_each_request_has_its_own_asgi_scope(port: int) -> None:
     keep = b"GET /asgi HTTP/1.1\r\nHost: t\r\n\r\n"
     answer = exchange(port, keep, keep, request("/asgi", method="GET"), pause=0.05)
@@ -248,6 +261,9 @@ class RecordingTransport(asyncio.Transport):
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"sockname": ("127.0.0.1", 80), "peername": ("127.0.0.1", 5000)}.get(name)
 
+    def get_write_buffer_size(self) -> int:
+        return 0  # what reaches it is sent at once
+
     def pause_reading(self) -> None:
         pass
 
@@ -284,6 +300,7 @@ def test_a_connection_holds_a_bounded_amount_and_a_copy() -> None:
         writer.write(body)
         body[:5] = b"later"  # the app may reuse its buffer once `send` returned
         assert transport.calls == []
+        assert writer.get_write_buffer_size() == HOLD_LIMIT // 2  # held bytes are unsent
         writer.write(b"y" * (HOLD_LIMIT // 2 + 1))  # past the limit: out at once
         assert transport.calls == [
             ("writelines", b"x" * (HOLD_LIMIT // 2) + b"y" * (HOLD_LIMIT // 2 + 1))

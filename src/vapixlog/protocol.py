@@ -27,8 +27,10 @@ keep-alive timeout).
 The parser's callbacks are uvicorn's, each rewritten in one frame with the additions above
 (no `super()` chain a request), and every request gets a `vapixlog.response_cycle.
 ResponseCycle`: the same behaviour for about 6 us less server CPU a request
-(docs/benchmarks.md). The rest (websocket upgrades, 400 answers, shutdown, flow control) is
-uvicorn's own.
+(docs/benchmarks.md). What the responses write during one turn of the event loop goes out
+at the start of the next (`vapixlog.response_cycle.TurnWriter`); the protocol writes it out
+before its own answers and closes. The rest (websocket upgrades, flow control, the steps of a
+shutdown) is uvicorn's own.
 
 It is the class uvicorn's `Config(http=...)` takes: no uvicorn global is touched.
 """
@@ -55,7 +57,8 @@ log = logging.getLogger(__name__)
 DEFAULT_REQUEST_TIMEOUT = 10.0
 MAX_HEADER_BYTES = 64 << 10  # request line and headers of one request
 REFUSED_LINGER = 1.0  # seconds a refused connection waits for its request before it is closed
-# Scope key of the request's connection (`asyncio.Transport`): faults reset it (vapixlog.faults).
+# Scope key of the request's connection (its `TurnWriter`, a transport): faults reset it
+# (vapixlog.faults).
 TRANSPORT_SCOPE_KEY = "vapixlog.transport"
 
 
@@ -134,7 +137,7 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
             "client": self.client,
             "scheme": self.scheme,
             "root_path": self.root_path,
-            TRANSPORT_SCOPE_KEY: transport,
+            TRANSPORT_SCOPE_KEY: self._writer,  # what a response writes goes through it
         }
         if self._admit():
             self._arm()
@@ -309,6 +312,11 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         if self.connection_table is not None:
             self.connection_table.release(self)  # which never calls our connection_lost
         super().handle_websocket_upgrade()
+
+    def eof_received(self) -> None:
+        # The client half-closed: the transport closes itself when this returns (None, as
+        # uvicorn's), so an answer already made but held (`TurnWriter`) goes out first.
+        self._flush_response()
 
     def shutdown(self) -> None:
         self._flush_response()  # the server closes idle connections: what they hold first

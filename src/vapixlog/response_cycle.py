@@ -212,7 +212,9 @@ class TurnWriter:
       of one turn").
 
     Bytes and order are the transport's: the protocol calls `flush` before anything it
-    writes or closes itself. What a connection holds is bounded (`HOLD_LIMIT`).
+    writes or closes itself, and when the client half-closes (the transport then closes).
+    What a connection holds is bounded (`HOLD_LIMIT`) and counted in
+    `get_write_buffer_size`.
     """
 
     __slots__ = ("_held", "_held_size", "_loop", "_transport")
@@ -223,7 +225,7 @@ class TurnWriter:
         self._held: list[bytes] | None = None
         self._held_size = 0
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         if type(data) is not bytes:  # held past the app's `send`: a copy it cannot change
             data = bytes(data)
         held = self._held
@@ -250,6 +252,11 @@ class TurnWriter:
 
     def is_closing(self) -> bool:
         return self._transport.is_closing()
+
+    def get_write_buffer_size(self) -> int:
+        """The bytes not sent yet: held, and in the transport's buffer."""
+        held = self._held_size if self._held is not None else 0
+        return held + self._transport.get_write_buffer_size()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
